@@ -1,0 +1,43 @@
+# The two commands of the README: `make run` and `make test`. Each creates .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_PRODUCTS ?= 1000
+
+.PHONY: run test lint install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## Serve on SQLite (./catalog.db) with demo data, at http://$(HOST):$(PORT)/docs
+run: install
+	$(BIN)/catalog db upgrade
+	$(BIN)/catalog seed --products $(DEMO_PRODUCTS) --if-empty
+	$(BIN)/catalog serve --host $(HOST) --port $(PORT)
+
+## The whole test suite: SQLite always, PostgreSQL and MariaDB when reachable
+test: install-dev
+	$(BIN)/pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) catalog.db catalog.db-wal catalog.db-shm .pytest_cache .mypy_cache .ruff_cache

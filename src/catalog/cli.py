@@ -1,0 +1,134 @@
+"""The `catalog` command: serve, db upgrade, seed."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from catalog.config import get_settings
+from catalog.db.engine import create_engine
+from catalog.db.migrations import schema_state, upgrade
+from catalog.products import seed as product_seed
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Product catalog and ordering API.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+T = TypeVar("T")
+
+
+def _database_label() -> str:
+    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+
+
+def _with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run `work` on a pool-less engine for the configured database, then dispose of it."""
+
+    async def run() -> T:
+        engine = create_engine(get_settings(), pooled=False)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own pool.")] = 1,
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    console.print(f"catalog on http://{host}:{port} (database {_database_label()})")
+    uvicorn.run(
+        "catalog.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        # The app answers errors itself; uvicorn's access log is enough.
+        server_header=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply the schema migrations to the configured database."""
+
+    async def work(engine: AsyncEngine) -> str:
+        await upgrade(engine, revision)
+        return ", ".join(sorted((await schema_state(engine)).current))
+
+    current = _with_engine(work)
+    console.print(f"{_database_label()} is at revision {current}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's revision and whether it is the code's."""
+    state = _with_engine(schema_state)
+    if state.is_current:
+        console.print(f"{_database_label()} is up to date ({', '.join(sorted(state.current))})")
+    else:
+        console.print(state.problem())
+        raise typer.Exit(1)
+
+
+@app.command()
+def seed(
+    products: Annotated[int, typer.Option(min=0, help="How many demo products to add.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 42,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing if there are products already.")
+    ] = False,
+) -> None:
+    """Add deterministic demo products to an empty catalog."""
+
+    async def work(engine: AsyncEngine) -> int:
+        existing = await product_seed.count_products(engine)
+        if existing:
+            if if_empty:
+                return 0
+            console.print(
+                f"the catalog already has {existing} products; seed fills an empty one "
+                "(pass --if-empty to skip quietly)"
+            )
+            raise typer.Exit(1)
+        with Progress(
+            TextColumn("seeding products"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} rows/s"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("seed", total=products, rate="-")
+
+            def advance(done: int, rate: float) -> None:
+                progress.update(task, completed=done, rate=f"{rate:,.0f}")
+
+            return await product_seed.seed_products(
+                engine, count=products, seed=seed, on_progress=advance
+            )
+
+    added = _with_engine(work)
+    console.print(f"added {added} products to {_database_label()}")

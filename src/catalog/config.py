@@ -1,0 +1,116 @@
+"""Settings, read from the environment with the `CATALOG_` prefix (and from `.env`)."""
+
+from functools import lru_cache
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+__all__ = ["Settings", "SettingsDep", "get_settings", "normalize_database_url"]
+
+# The async driver used when a URL names only the database (`postgresql://...`), as
+# hosting platforms hand them out. Any other async driver SQLAlchemy knows is accepted.
+_DEFAULT_ASYNC_DRIVERS = {
+    "sqlite": "aiosqlite",
+    "postgresql": "asyncpg",
+    "postgres": "asyncpg",
+    "mysql": "asyncmy",
+    "mariadb": "asyncmy",
+    "mssql": "aioodbc",
+}
+_ASYNC_DRIVERS = {
+    "sqlite": {"aiosqlite"},
+    "postgresql": {"asyncpg", "psycopg", "psycopg_async"},
+    "mysql": {"asyncmy", "aiomysql"},
+    "mariadb": {"asyncmy", "aiomysql"},
+    "mssql": {"aioodbc"},
+}
+
+
+def normalize_database_url(url: str) -> str:
+    """Return `url` with an async driver, or raise ValueError saying what is accepted."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"not a database URL: {exc}") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "postgres":  # Heroku-style alias
+        backend = "postgresql"
+    if backend not in _ASYNC_DRIVERS:
+        raise ValueError(
+            f"unsupported database {backend!r}: use sqlite, postgresql, mysql, mariadb or mssql"
+        )
+    driver = driver or _DEFAULT_ASYNC_DRIVERS[backend]
+    if driver not in _ASYNC_DRIVERS[backend]:
+        accepted = ", ".join(f"{backend}+{name}" for name in sorted(_ASYNC_DRIVERS[backend]))
+        raise ValueError(
+            f"driver {driver!r} is not an asyncio driver; use one of: {accepted}"
+        )
+    return parsed.set(drivername=f"{backend}+{driver}").render_as_string(hide_password=False)
+
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; see the configuration table in README.md."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CATALOG_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./catalog.db"
+
+    # Pool defaults come from bench/pool_sizing.py (docs/benchmarks.md): on PostgreSQL a
+    # single worker peaks at 5-10 connections, because one event loop can keep only a few
+    # queries in flight; more connections only add server processes. The overflow absorbs
+    # bursts without holding idle connections at the server.
+    pool_size: int = Field(default=10, ge=1, le=1000)
+    max_overflow: int = Field(default=10, ge=0, le=1000)
+    # Fail fast: a request that cannot get a connection within this many seconds gets
+    # 503 + Retry-After, well before a client or proxy gives up (commonly 30-60 s).
+    pool_timeout: PositiveSeconds = 5.0
+    # Connections older than this are replaced on checkout. Half an hour is below
+    # MariaDB/MySQL's default wait_timeout (8 h) and the idle timeouts of common
+    # proxies and firewalls; -1 disables it (not accepted for MariaDB/MySQL).
+    pool_recycle: int = Field(default=1800, ge=-1)
+    # Off by default: a ping costs one extra round trip on every checkout. A connection
+    # that died is still caught: the failed request gets 503 and SQLAlchemy invalidates
+    # the whole pool, so the next requests get fresh connections.
+    pool_pre_ping: bool = False
+
+    # How long to wait for the database to accept a new connection.
+    connect_timeout: PositiveSeconds = 5.0
+    # How long /health/ready waits for its round trip before answering 503.
+    ready_timeout: PositiveSeconds = 2.0
+    # SQLite waits this long for a lock held by another connection before failing.
+    sqlite_busy_timeout: PositiveSeconds = 5.0
+    # Sent to PostgreSQL so the service's sessions can be told apart in pg_stat_activity.
+    application_name: str = Field(default="catalog", max_length=63)
+
+    # Larger request bodies are refused with 413 before they are read whole.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Log every SQL statement (development only: it is slow and verbose).
+    echo_sql: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()
+
+
+def _app_settings(request: Request) -> Settings:
+    # The settings the app was built with (tests build apps with their own).
+    return cast(Settings, request.app.state.settings)
+
+
+SettingsDep = Annotated[Settings, Depends(_app_settings)]

@@ -1,0 +1,1 @@
+"""The database kit: engine and pool, session per request, declarative base, errors."""

@@ -1,0 +1,114 @@
+"""The engine and its connection pool: one per process, with per-dialect options in one place."""
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, StaticPool
+
+from catalog.config import Settings
+
+__all__ = ["create_engine", "engine_options"]
+
+
+def engine_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for `create_async_engine`, tuned for the URL's dialect."""
+    url = make_url(settings.database_url)
+    backend = url.get_backend_name()
+    options: dict[str, Any] = {
+        "echo": settings.echo_sql,
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "pool_timeout": settings.pool_timeout,
+        "pool_recycle": settings.pool_recycle,
+        "pool_pre_ping": settings.pool_pre_ping,
+        # The default, spelled out: a returned connection is rolled back, so nothing
+        # a request left open can leak into the next one.
+        "pool_reset_on_return": "rollback",
+    }
+    if backend == "sqlite":
+        options.update(_sqlite_options(url, settings))
+    elif backend == "postgresql":
+        options["connect_args"] = _postgresql_connect_args(url, settings)
+    elif backend in ("mysql", "mariadb"):
+        options["connect_args"] = {
+            # 4-byte UTF-8: the server's legacy "utf8" cannot store emoji.
+            "charset": "utf8mb4",
+            "connect_timeout": round(settings.connect_timeout),
+            # Store and compare timestamps in UTC whatever the server's zone is.
+            "init_command": "SET time_zone = '+00:00'",
+        }
+        # pool_recycle must stay below the server's wait_timeout, after which it drops
+        # idle connections ("server has gone away"): checked against the live server
+        # at start-up by catalog.db.startup.
+    elif backend == "mssql":
+        options["connect_args"] = {
+            # Login timeout of the ODBC driver, in seconds.
+            "timeout": round(settings.connect_timeout),
+        }
+        # A deadlock victim's transaction is already gone at the server; do not turn
+        # the rollback that follows into a second error.
+        options["ignore_no_transaction_on_rollback"] = True
+    return options
+
+
+def _sqlite_options(url: URL, settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        # sqlite3's own lock wait, in seconds (the same as PRAGMA busy_timeout).
+        "connect_args": {"timeout": settings.sqlite_busy_timeout},
+    }
+    if url.database in (None, "", ":memory:"):
+        # Each connection to ":memory:" would be a new, empty database: share one.
+        options.update(poolclass=StaticPool)
+        for key in ("pool_size", "max_overflow", "pool_timeout"):
+            options[key] = None
+    return options
+
+
+def _postgresql_connect_args(url: URL, settings: Settings) -> dict[str, Any]:
+    if url.get_driver_name() != "asyncpg":
+        return {"connect_timeout": round(settings.connect_timeout)}
+    return {
+        "timeout": settings.connect_timeout,
+        "server_settings": {
+            # Tells this service's sessions apart in pg_stat_activity and the logs.
+            "application_name": settings.application_name,
+            # Timestamps come back in UTC whatever the server's zone is.
+            "timezone": "UTC",
+        },
+    }
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # Readers no longer block the writer, nor the writer the readers.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL is safe against corruption and much faster than FULL.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        # SQLite leaves foreign keys unchecked unless asked, per connection.
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+_POOL_ONLY_OPTIONS = ("pool_size", "max_overflow", "pool_timeout", "pool_reset_on_return")
+
+
+def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
+    """Build the process's engine; it connects lazily, on the first checkout.
+
+    `pooled=False` gives one-shot commands (migrations, seeding) a connection that is
+    closed when they are done instead of a pool.
+    """
+    options = engine_options(settings)
+    if not pooled and options.get("poolclass") is None:
+        options["poolclass"] = NullPool
+        for key in _POOL_ONLY_OPTIONS:
+            options.pop(key)
+    options = {key: value for key, value in options.items() if value is not None}
+    engine = create_async_engine(settings.database_url, **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    return engine

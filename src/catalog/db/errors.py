@@ -1,0 +1,118 @@
+"""Database errors read the same way on every dialect.
+
+Each driver words a constraint violation differently: PostgreSQL gives a SQLSTATE and
+the constraint's name, MariaDB/MySQL an error number and a message, SQLite only a
+message, SQL Server a number and a message. The naming convention in `base.py` makes
+the constraint names predictable, so they can be found in all of them.
+"""
+
+import enum
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import exc as sa_exc
+
+__all__ = ["ConstraintKind", "ConstraintViolation", "constraint_violation", "is_unavailable"]
+
+
+class ConstraintKind(enum.StrEnum):
+    UNIQUE = "unique"
+    FOREIGN_KEY = "foreign_key"
+    CHECK = "check"
+    NOT_NULL = "not_null"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class ConstraintViolation:
+    kind: ConstraintKind
+    # The constraint's name, or for SQLite's unique and not-null messages the
+    # "table.column" they name; None when the driver does not say.
+    constraint: str | None
+
+
+_PG_SQLSTATES = {
+    "23505": ConstraintKind.UNIQUE,
+    "23503": ConstraintKind.FOREIGN_KEY,
+    "23514": ConstraintKind.CHECK,
+    "23502": ConstraintKind.NOT_NULL,
+}
+_MYSQL_ERRNOS = {
+    1062: ConstraintKind.UNIQUE,  # ER_DUP_ENTRY
+    1451: ConstraintKind.FOREIGN_KEY,  # ER_ROW_IS_REFERENCED_2
+    1452: ConstraintKind.FOREIGN_KEY,  # ER_NO_REFERENCED_ROW_2
+    3819: ConstraintKind.CHECK,  # MySQL ER_CHECK_CONSTRAINT_VIOLATED
+    4025: ConstraintKind.CHECK,  # MariaDB ER_CONSTRAINT_FAILED
+    1048: ConstraintKind.NOT_NULL,  # ER_BAD_NULL_ERROR
+}
+_MSSQL_ERRNOS = {
+    2627: ConstraintKind.UNIQUE,
+    2601: ConstraintKind.UNIQUE,
+    547: ConstraintKind.FOREIGN_KEY,  # also CHECK; told apart by the message below
+    515: ConstraintKind.NOT_NULL,
+}
+_SQLITE_MESSAGES = (
+    (re.compile(r"UNIQUE constraint failed: ([\w.]+)"), ConstraintKind.UNIQUE),
+    (re.compile(r"CHECK constraint failed: (\w+)"), ConstraintKind.CHECK),
+    (re.compile(r"NOT NULL constraint failed: ([\w.]+)"), ConstraintKind.NOT_NULL),
+    (re.compile(r"FOREIGN KEY constraint failed()"), ConstraintKind.FOREIGN_KEY),
+)
+# MariaDB: "Duplicate entry 'X' for key 'uq_products_sku'", "CONSTRAINT `ck_...` failed";
+# SQL Server: "Violation of UNIQUE KEY constraint 'uq_products_sku'".
+_QUOTED_NAME = re.compile(r"(?:key|CONSTRAINT|constraint) [`'\"]?([\w.]+)[`'\"]?")
+
+
+def constraint_violation(error: sa_exc.IntegrityError, dialect_name: str) -> ConstraintViolation:
+    """Which kind of constraint `error` violated, and which constraint if the driver says."""
+    orig = error.orig
+    message = str(orig)
+    if dialect_name == "postgresql":
+        cause = getattr(orig, "__cause__", None)  # asyncpg's own exception
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+        name = getattr(cause, "constraint_name", None) or getattr(orig, "constraint_name", None)
+        if name is None and (diag := getattr(orig, "diag", None)) is not None:  # psycopg
+            name = diag.constraint_name
+        return ConstraintViolation(_PG_SQLSTATES.get(str(sqlstate), ConstraintKind.OTHER), name)
+    if dialect_name in ("mysql", "mariadb", "mssql"):
+        errno = orig.args[0] if orig is not None and orig.args else None
+        table = _MYSQL_ERRNOS if dialect_name != "mssql" else _MSSQL_ERRNOS
+        kind = table.get(errno, ConstraintKind.OTHER) if isinstance(errno, int) else _guess(message)
+        if dialect_name == "mssql" and "CHECK constraint" in message:
+            kind = ConstraintKind.CHECK
+        match = _QUOTED_NAME.search(message)
+        return ConstraintViolation(kind, match.group(1) if match else None)
+    if dialect_name == "sqlite":
+        for pattern, kind in _SQLITE_MESSAGES:
+            if match := pattern.search(message):
+                return ConstraintViolation(kind, match.group(1) or None)
+    return ConstraintViolation(_guess(message), None)
+
+
+def _guess(message: str) -> ConstraintKind:
+    lowered = message.lower()
+    for needle, kind in (
+        ("unique", ConstraintKind.UNIQUE),
+        ("duplicate", ConstraintKind.UNIQUE),
+        ("foreign key", ConstraintKind.FOREIGN_KEY),
+        ("check", ConstraintKind.CHECK),
+        ("null", ConstraintKind.NOT_NULL),
+    ):
+        if needle in lowered:
+            return kind
+    return ConstraintKind.OTHER
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error` means the database cannot serve now, and a retry later may work.
+
+    Pool exhaustion, a connection lost or refused, a connect timeout, SQLite's lock
+    wait running out: answered 503 with Retry-After rather than 500.
+    """
+    if isinstance(error, sa_exc.TimeoutError):  # no connection free within pool_timeout
+        return True
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return True
+    return isinstance(error, OSError | TimeoutError)

@@ -1,0 +1,87 @@
+"""Alembic, driven from code: upgrade a database, and tell whether its schema is current."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import catalog
+
+__all__ = ["SchemaState", "alembic_config", "migrations_dir", "schema_state", "upgrade"]
+
+
+def migrations_dir() -> Path:
+    """Where the migration scripts are: inside the package when installed from a wheel,
+    at the top of the source tree otherwise."""
+    package_dir = Path(catalog.__file__).resolve().parent
+    for candidate in (package_dir / "_migrations", package_dir.parent.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise FileNotFoundError(f"no Alembic migrations found next to {package_dir}")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config for the packaged migrations; `connection` runs them on it."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    command.upgrade(alembic_config(connection), revision)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Apply the migrations up to `revision` through `engine`."""
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade, revision)
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: frozenset[str]
+    expected: frozenset[str]
+    known: frozenset[str]
+
+    @property
+    def is_current(self) -> bool:
+        return self.current == self.expected
+
+    def problem(self) -> str:
+        """What is wrong and what to run, for the operator."""
+        shown = ", ".join(sorted(self.current)) or "empty (no migrations applied)"
+        wanted = ", ".join(sorted(self.expected))
+        if self.current - self.known:
+            return (
+                f"the database schema is at revision {shown}, which this version of catalog "
+                f"does not know (it expects {wanted}): the database was migrated by a newer "
+                "release; deploy that release or downgrade the database with it"
+            )
+        return (
+            f"the database schema is behind: it is at {shown}, this version of catalog "
+            f"needs {wanted}. Run `catalog db upgrade` with the same CATALOG_DATABASE_URL, "
+            "then start the service again"
+        )
+
+
+def _schema_state(connection: Connection) -> SchemaState:
+    script = ScriptDirectory.from_config(alembic_config())
+    current = MigrationContext.configure(connection).get_current_heads()
+    return SchemaState(
+        current=frozenset(current),
+        expected=frozenset(script.get_heads()),
+        known=frozenset(revision.revision for revision in script.walk_revisions()),
+    )
+
+
+async def schema_state(engine: AsyncEngine) -> SchemaState:
+    """Compare the database's Alembic revision with the code's head."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(_schema_state)

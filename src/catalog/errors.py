@@ -1,0 +1,234 @@
+"""One error tree and one handler: every error response is RFC 9457 problem+json."""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from catalog.db.errors import ConstraintKind, constraint_violation, is_unavailable
+
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "CatalogError",
+    "ConflictError",
+    "NotFoundError",
+    "PreconditionFailedError",
+    "Problem",
+    "ServiceUnavailableError",
+    "ValidationProblem",
+    "install_error_handling",
+    "problem_response",
+    "problem_responses",
+]
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class CatalogError(Exception):
+    """Base of the domain errors; each subclass is one kind of problem."""
+
+    status_code: int = 500
+    slug: str = "internal-error"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class NotFoundError(CatalogError):
+    status_code = 404
+    slug = "not-found"
+
+
+class ConflictError(CatalogError):
+    status_code = 409
+    slug = "conflict"
+
+
+class PreconditionFailedError(CatalogError):
+    status_code = 412
+    slug = "precondition-failed"
+
+
+class ServiceUnavailableError(CatalogError):
+    status_code = 503
+    slug = "service-unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="URI reference that identifies the kind of problem")
+    title: str = Field(description="Short summary of the kind of problem")
+    status: int = Field(description="The HTTP status code")
+    detail: str = Field(description="What went wrong in this occurrence")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where the bad value is: body, query, path, header")
+    msg: str
+    type: str
+
+
+class ValidationProblem(Problem):
+    """A problem detail for input that failed validation, one entry per bad value."""
+
+    errors: list[FieldError]
+
+
+def _problem_type(slug: str) -> str:
+    # Relative URI references, resolved against the service's own address.
+    return f"/problems/{slug}"
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": _problem_type(slug),
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+_HTTP_SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+}
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for error in exc.errors():
+        errors.append(
+            {
+                "loc": [part if isinstance(part, int) else str(part) for part in error["loc"]],
+                "msg": str(error["msg"]),
+                "type": str(error["type"]),
+            }
+        )
+    return errors
+
+
+def _integrity_problem(exc: sa_exc.IntegrityError, request: Request) -> JSONResponse:
+    # A violation that the service layer did not translate, e.g. one raised at commit.
+    violation = constraint_violation(exc, request.app.state.engine.dialect.name)
+    if violation.kind is ConstraintKind.OTHER:
+        return problem_response(
+            409, "conflict", "The change conflicts with data already stored."
+        )
+    what = f" ({violation.constraint})" if violation.constraint else ""
+    return problem_response(
+        409,
+        f"{violation.kind.value.replace('_', '-')}-violation",
+        f"The change violates a {violation.kind.value.replace('_', ' ')} constraint{what}.",
+    )
+
+
+async def handle_error(request: Request, exc: Exception) -> JSONResponse:
+    """Turn any exception into a problem+json response: the one handler of the service."""
+    if isinstance(exc, CatalogError):
+        return problem_response(exc.status_code, exc.slug, exc.detail, headers=exc.headers)
+    if isinstance(exc, RequestValidationError):
+        return problem_response(
+            422,
+            "validation-error",
+            "The request is not valid; see `errors` for each bad value.",
+            errors=_validation_errors(exc),
+        )
+    if isinstance(exc, StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
+        return problem_response(exc.status_code, slug, detail, headers=exc.headers)
+    if isinstance(exc, sa_exc.IntegrityError):
+        return _integrity_problem(exc, request)
+    if is_unavailable(exc):
+        logger.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(
+            503,
+            "database-unavailable",
+            "The database cannot serve this request right now; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+    logger.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "internal-error", "The server failed to handle this request.")
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the problems a route can answer with."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        model = ValidationProblem if status == 422 else Problem
+        responses[status] = {"model": model, "description": HTTPStatus(status).phrase}
+    return responses
+
+
+def _problems_as_problem_json(schema: dict[str, Any]) -> dict[str, Any]:
+    # FastAPI documents every `responses=` model as application/json; error bodies are
+    # sent as application/problem+json, so say that instead.
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[:1] in ("4", "5") and "application/json" in content:
+                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+    return schema
+
+
+def install_error_handling(app: FastAPI) -> None:
+    """Route every exception through `handle_error` and document it in the OpenAPI schema."""
+    # Every class but Exception is handled inside the app and the error ends there;
+    # Exception (the 500s) is handled by Starlette's outermost middleware, which also
+    # re-raises it so the server logs the traceback.
+    for exc_class in (
+        CatalogError,
+        StarletteHTTPException,
+        RequestValidationError,
+        sa_exc.SQLAlchemyError,
+        OSError,
+        TimeoutError,
+        Exception,
+    ):
+        app.add_exception_handler(exc_class, handle_error)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            app.openapi_schema = _problems_as_problem_json(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

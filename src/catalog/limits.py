@@ -1,0 +1,40 @@
+"""Request body size limit, enforced while the body streams in."""
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from catalog.errors import problem_response
+
+__all__ = ["BodySizeLimitMiddleware"]
+
+
+class BodySizeLimitMiddleware:
+    """Answer 413 to a body larger than `max_bytes`, declared or streamed, without reading it all."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.detail = f"The request body is larger than the limit of {max_bytes} bytes."
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response = problem_response(413, "payload-too-large", self.detail)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                # A chunked body that grew too large: FastAPI lets HTTPException out of
+                # its body parsing, and the error handler renders it as problem+json.
+                raise HTTPException(413, self.detail)
+            return message
+
+        await self.app(scope, limited_receive, send)

@@ -1,0 +1,55 @@
+"""The application factory: `create_app()` wires settings, engine, routers and errors."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import catalog
+from catalog import health
+from catalog.config import Settings, get_settings
+from catalog.db.engine import create_engine
+from catalog.db.session import create_sessionmaker
+from catalog.db.startup import check_database
+from catalog.errors import install_error_handling, problem_responses
+from catalog.limits import BodySizeLimitMiddleware
+from catalog.products.router import router as products_router
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    # The process's one engine: it owns the pool, lives as long as the app, and is
+    # disposed on shutdown so no connection outlives the process at the server.
+    engine = create_engine(settings)
+    try:
+        await check_database(engine, settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        yield
+    finally:
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app; the engine is created when it starts, not here."""
+    app = FastAPI(
+        title="catalog",
+        version=catalog.__version__,
+        description="Product catalog and ordering API. Errors are RFC 9457 problem+json.",
+        lifespan=_lifespan,
+        # Any route can meet an unexpected error; routes that use the database can
+        # also meet an unavailable one.
+        responses=problem_responses(500),
+    )
+    app.state.settings = settings or get_settings()
+    install_error_handling(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(products_router)
+    return app

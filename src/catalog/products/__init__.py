@@ -1,0 +1,1 @@
+"""Products: the catalog's items, with price, stock and optimistic concurrency."""

@@ -1,0 +1,35 @@
+"""The products table."""
+
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from catalog.db.base import Base, BigIntPrimaryKey, Money, TimestampMixin
+
+__all__ = ["Product"]
+
+
+class Product(TimestampMixin, Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        # The API refuses these too; the database is the last line of defence for
+        # writers that bypass it (imports, scripts, concurrent stock changes).
+        CheckConstraint("stock >= 0", name="stock_non_negative"),
+        CheckConstraint("price >= 0", name="price_non_negative"),
+        # Never reuse the id of a deleted product (as PostgreSQL and MariaDB do not).
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPrimaryKey, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    price: Mapped[Decimal] = mapped_column(Money())
+    stock: Mapped[int] = mapped_column(Integer, default=0)
+    category: Mapped[str | None] = mapped_column(String(100), index=True)
+    # Bumped by the ORM on every UPDATE, which also carries `WHERE version = <read>`:
+    # a concurrent change makes the update match no row instead of being lost.
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
