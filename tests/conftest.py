@@ -1,0 +1,156 @@
+"""One migrated database per backend; each test gets a started app on a clean database.
+
+SQLite always runs. PostgreSQL and MariaDB run when their server answers at
+CATALOG_TEST_POSTGRESQL_URL / CATALOG_TEST_MARIADB_URL (the local servers by default);
+otherwise their tests are skipped with the reason, and with CI=true they fail instead.
+The test databases are emptied: do not point these variables at data you want to keep.
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from catalog.config import Settings
+from catalog.db.engine import create_engine
+from catalog.db.migrations import upgrade
+from catalog.main import create_app
+from catalog.models import Base
+from tests.helpers import backend_params
+
+SERVER_URLS = {
+    "postgresql": os.environ.get(
+        "CATALOG_TEST_POSTGRESQL_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    ),
+    "mariadb": os.environ.get("CATALOG_TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306/test"),
+}
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Tells the test apps' connections apart from anything else at the server.
+TEST_APPLICATION_NAME = f"catalog-test-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    url: str
+
+    def settings(self, **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "database_url": self.url,
+            "application_name": TEST_APPLICATION_NAME,
+            "pool_size": 5,
+            "max_overflow": 5,
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+
+_reachability: dict[str, str | None] = {}
+
+
+def _unreachable_reason(name: str, url: str) -> str | None:
+    """None if the server answers, else why not (checked once per session)."""
+    if name not in _reachability:
+
+        async def probe() -> None:
+            engine = create_engine(Settings(database_url=url, connect_timeout=3), pooled=False)
+            try:
+                async with engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+            finally:
+                await engine.dispose()
+
+        try:
+            asyncio.run(asyncio.wait_for(probe(), timeout=10))
+            _reachability[name] = None
+        except Exception as exc:
+            _reachability[name] = f"{name} not reachable at {url}: {type(exc).__name__}: {exc}"
+    return _reachability[name]
+
+
+def pytest_report_header() -> list[str]:
+    lines = []
+    for name, url in SERVER_URLS.items():
+        reason = _unreachable_reason(name, url)
+        state = "reachable" if reason is None else "NOT reachable, its tests will " + (
+            "FAIL (CI=true)" if IN_CI else "be skipped"
+        )
+        lines.append(f"catalog backend {name}: {url} {state}")
+    return lines
+
+
+async def _reset_schema(url: str) -> None:
+    """Drop every table of ours, then build the schema with the migrations."""
+    engine = create_engine(Settings(database_url=url), pooled=False)
+    try:
+        async with engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                await connection.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
+            await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def _require_server(name: str) -> str:
+    url = SERVER_URLS[name]
+    reason = _unreachable_reason(name, url)
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"{reason} (CI=true: every backend must run)", pytrace=False)
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture(scope="session", params=backend_params("sqlite", "postgresql", "mariadb"))
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    """A migrated database on each backend, built once per test session."""
+    name = request.param
+    if name == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'catalog.db'}"
+    else:
+        url = _require_server(name)
+    asyncio.run(_reset_schema(url))
+    return Backend(name, url)
+
+
+async def clean_tables(engine: AsyncEngine) -> None:
+    """Empty every table, so that each test starts from an empty catalog."""
+    async with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(table.delete())
+
+
+@pytest.fixture
+def settings(backend: Backend) -> Settings:
+    return backend.settings()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """A started app (engine created, schema checked) on a clean database."""
+    application = create_app(settings)
+    async with LifespanManager(application) as manager:
+        await clean_tables(application.state.engine)
+        yield manager.app  # type: ignore[misc]
+
+
+@pytest.fixture
+def engine(app: FastAPI) -> AsyncEngine:
+    """The started app's engine and pool."""
+    return app.state.engine  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Real HTTP requests through the ASGI app, which owns a real pool."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://catalog.test") as http:
+        yield http

@@ -1,0 +1,42 @@
+"""Small helpers shared by the tests."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def backend_params(*names: str) -> list[Any]:
+    """pytest params for these backends, each with its own mark (`pytest -m sqlite`)."""
+    return [pytest.param(name, marks=getattr(pytest.mark, name), id=name) for name in names]
+
+
+def only_on(*names: str) -> pytest.MarkDecorator:
+    """Run a test on these backends only (for behaviour that one dialect has)."""
+    return pytest.mark.parametrize("backend", backend_params(*names), indirect=True)
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "detail"} <= body.keys()
+    return body
+
+
+def product_payload(sku: str = "SKU-1", **overrides: Any) -> dict[str, Any]:
+    """A valid body for POST /products."""
+    payload: dict[str, Any] = {
+        "sku": sku,
+        "name": "Field guide to dinosaurs",
+        "description": "Every dinosaur, drawn to scale.",
+        "price": "24.90",
+        "stock": 10,
+        "category": "books",
+    }
+    payload.update(overrides)
+    return payload
