@@ -137,9 +137,9 @@ def settings(backend: Backend) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     """A started app (engine created, schema checked) on a clean database."""
     application = create_app(settings)
-    async with LifespanManager(application) as manager:
+    async with LifespanManager(application):
         await clean_tables(application.state.engine)
-        yield manager.app  # type: ignore[misc]
+        yield application
 
 
 @pytest.fixture

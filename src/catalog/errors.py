@@ -139,9 +139,11 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
-def _integrity_problem(exc: sa_exc.IntegrityError, request: Request) -> JSONResponse:
+def _constraint_problem(exc: sa_exc.DBAPIError, request: Request) -> JSONResponse | None:
     # A violation that the service layer did not translate, e.g. one raised at commit.
     violation = constraint_violation(exc, request.app.state.engine.dialect.name)
+    if violation is None:
+        return None
     if violation.kind is ConstraintKind.OTHER:
         return problem_response(
             409, "conflict", "The change conflicts with data already stored."
@@ -169,8 +171,10 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
         return problem_response(exc.status_code, slug, detail, headers=exc.headers)
-    if isinstance(exc, sa_exc.IntegrityError):
-        return _integrity_problem(exc, request)
+    if isinstance(exc, sa_exc.DBAPIError) and (
+        constraint_response := _constraint_problem(exc, request)
+    ):
+        return constraint_response
     if is_unavailable(exc):
         logger.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
         return problem_response(

@@ -62,8 +62,18 @@ _SQLITE_MESSAGES = (
 _QUOTED_NAME = re.compile(r"(?:key|CONSTRAINT|constraint) [`'\"]?([\w.]+)[`'\"]?")
 
 
-def constraint_violation(error: sa_exc.IntegrityError, dialect_name: str) -> ConstraintViolation:
-    """Which kind of constraint `error` violated, and which constraint if the driver says."""
+def constraint_violation(
+    error: sa_exc.DBAPIError, dialect_name: str
+) -> ConstraintViolation | None:
+    """Which constraint `error` violated (kind, and name if the driver says), or None.
+
+    Usually an IntegrityError; but MariaDB's driver raises a failed CHECK as an
+    OperationalError, so other errors are looked at too.
+    """
+    if not isinstance(error, sa_exc.IntegrityError) and not _mysql_constraint_errno(
+        error, dialect_name
+    ):
+        return None
     orig = error.orig
     message = str(orig)
     if dialect_name == "postgresql":
@@ -86,6 +96,11 @@ def constraint_violation(error: sa_exc.IntegrityError, dialect_name: str) -> Con
             if match := pattern.search(message):
                 return ConstraintViolation(kind, match.group(1) or None)
     return ConstraintViolation(_guess(message), None)
+
+
+def _mysql_constraint_errno(error: sa_exc.DBAPIError, dialect_name: str) -> bool:
+    args = getattr(error.orig, "args", None)
+    return dialect_name in ("mysql", "mariadb") and bool(args) and args[0] in _MYSQL_ERRNOS
 
 
 def _guess(message: str) -> ConstraintKind:

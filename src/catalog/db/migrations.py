@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import catalog
 
-__all__ = ["SchemaState", "alembic_config", "migrations_dir", "schema_state", "upgrade"]
+__all__ = [
+    "SchemaState",
+    "alembic_config",
+    "downgrade",
+    "migrations_dir",
+    "schema_state",
+    "upgrade",
+]
 
 
 def migrations_dir() -> Path:
@@ -38,10 +45,20 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(alembic_config(connection), revision)
 
 
+def _downgrade(connection: Connection, revision: str) -> None:
+    command.downgrade(alembic_config(connection), revision)
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Apply the migrations up to `revision` through `engine`."""
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade, revision)
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Revert the migrations down to `revision` ("base": all of them)."""
+    async with engine.begin() as connection:
+        await connection.run_sync(_downgrade, revision)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def _check_if_match(product: Product, if_match: str | None) -> None:
 
 def _sku_conflict(error: IntegrityError, session: AsyncSession, sku: str) -> Exception:
     violation = constraint_violation(error, session.get_bind().dialect.name)
-    if violation.kind is ConstraintKind.UNIQUE:
+    if violation is not None and violation.kind is ConstraintKind.UNIQUE:
         return ConflictError(f"A product with SKU {sku!r} already exists.")
     return error
 

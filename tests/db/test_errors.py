@@ -1,0 +1,71 @@
+"""Constraint violations are recognised on every dialect, from the real errors."""
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from catalog.db.base import utcnow
+from catalog.db.errors import ConstraintKind, ConstraintViolation, constraint_violation
+from catalog.db.session import SessionDep
+from tests.helpers import assert_problem
+from catalog.products.models import Product
+
+
+def _row(**overrides: object) -> dict[str, object]:
+    now = utcnow()
+    row: dict[str, object] = {
+        "sku": "ERR-1",
+        "name": "n",
+        "description": "",
+        "price": 1,
+        "stock": 1,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    row.update(overrides)
+    return row
+
+
+async def _violation(engine: AsyncEngine, *rows: dict[str, object]) -> ConstraintViolation:
+    # DBAPIError, not IntegrityError: MariaDB's driver raises a failed CHECK as an
+    # OperationalError.
+    with pytest.raises(DBAPIError) as caught:
+        async with engine.begin() as connection:
+            for row in rows:
+                await connection.execute(insert(Product), row)
+    violation = constraint_violation(caught.value, engine.dialect.name)
+    assert violation is not None, caught.value
+    return violation
+
+
+async def test_duplicate_is_a_unique_violation_on_the_sku_constraint(engine: AsyncEngine) -> None:
+    violation = await _violation(engine, _row(), _row())
+    assert violation.kind is ConstraintKind.UNIQUE
+    assert violation.constraint in ("uq_products_sku", "products.sku")
+
+
+async def test_negative_stock_is_a_check_violation(engine: AsyncEngine) -> None:
+    violation = await _violation(engine, _row(stock=-1))
+    assert violation.kind is ConstraintKind.CHECK
+    assert violation.constraint is not None
+    assert "stock_non_negative" in violation.constraint
+
+
+async def test_missing_name_is_a_not_null_violation(engine: AsyncEngine) -> None:
+    violation = await _violation(engine, _row(name=None))
+    assert violation.kind is ConstraintKind.NOT_NULL
+
+
+async def test_a_violation_that_escapes_the_services_is_a_409_problem(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    @app.post("/test-only/negative-stock")
+    async def negative_stock(session: SessionDep) -> None:
+        await session.execute(insert(Product), _row(stock=-1))
+
+    body = assert_problem(await client.post("/test-only/negative-stock"), 409)
+    assert "check constraint" in body["detail"]

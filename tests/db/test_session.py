@@ -1,0 +1,185 @@
+"""The request session: one per request, committed before the response, never leaked."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from catalog.db.engine import create_engine
+from catalog.db.session import SessionDep
+from catalog.products.models import Product
+from tests.conftest import TEST_APPLICATION_NAME, Backend
+from tests.helpers import assert_problem, only_on, product_payload
+
+
+@pytest.fixture
+def checkouts(engine: AsyncEngine) -> AsyncIterator[list[object]]:
+    """Every connection checkout from the app's pool while the test runs."""
+    seen: list[object] = []
+
+    def record(*args: object) -> None:
+        seen.append(args)
+
+    event.listen(engine.sync_engine.pool, "checkout", record)
+    yield seen  # type: ignore[misc]
+    event.remove(engine.sync_engine.pool, "checkout", record)
+
+
+async def test_routes_without_database_borrow_no_connection(
+    client: httpx.AsyncClient, checkouts: list[object]
+) -> None:
+    for path in ("/health/live", "/openapi.json", "/docs", "/no-such-page"):
+        response = await client.get(path)
+        assert response.status_code < 500
+    assert_problem(await client.post("/products", json={"sku": ""}), 422)
+    assert checkouts == []
+
+
+async def test_a_database_route_borrows_exactly_one_connection(
+    client: httpx.AsyncClient, checkouts: list[object]
+) -> None:
+    await client.post("/products", json=product_payload())
+    assert len(checkouts) == 1
+
+
+async def test_the_response_is_sent_after_the_commit(
+    client: httpx.AsyncClient, backend: Backend
+) -> None:
+    response = await client.post("/products", json=product_payload())
+    # A separate engine sees the row as soon as the 201 arrives.
+    other = create_engine(backend.settings(), pooled=False)
+    try:
+        async with other.connect() as connection:
+            found = await connection.scalar(
+                select(Product.sku).where(Product.id == response.json()["id"])
+            )
+    finally:
+        await other.dispose()
+    assert found == "SKU-1"
+
+
+@only_on("postgresql")
+async def test_a_commit_that_fails_is_an_error_response_and_writes_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    # A deferred constraint trigger fails at COMMIT, after the route has returned:
+    # the only place left to turn the failure into an error is the session dependency.
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                """
+                CREATE OR REPLACE FUNCTION refuse_doomed_sku() RETURNS trigger AS $$
+                BEGIN
+                    IF NEW.sku = 'DOOMED' THEN
+                        RAISE EXCEPTION 'doomed sku' USING ERRCODE = 'check_violation';
+                    END IF;
+                    RETURN NEW;
+                END $$ LANGUAGE plpgsql
+                """
+            )
+        )
+        await connection.execute(
+            text(
+                "CREATE CONSTRAINT TRIGGER refuse_doomed_sku AFTER INSERT ON products "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_doomed_sku()"
+            )
+        )
+    try:
+        response = await client.post("/products", json=product_payload("DOOMED"))
+
+        assert_problem(response, 409)
+        assert (await client.get("/products")).json()["total"] == 0
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP TRIGGER refuse_doomed_sku ON products"))
+            await connection.execute(text("DROP FUNCTION refuse_doomed_sku()"))
+
+
+def _add_failing_route(app: FastAPI) -> None:
+    @app.get("/test-only/fails-after-a-query")
+    async def fails_after_a_query(session: SessionDep) -> None:
+        session.add(
+            Product(sku="HALF-WRITTEN", name="x", description="", price=1, stock=1, version=1)
+        )
+        await session.flush()
+        raise RuntimeError("a bug inside a route, after it wrote")
+
+
+async def test_an_exception_inside_a_route_is_a_500_problem_and_rolls_back(
+    app: FastAPI, client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    _add_failing_route(app)
+
+    response = await client.get("/test-only/fails-after-a-query")
+
+    body = assert_problem(response, 500)
+    assert "RuntimeError" not in body["detail"]  # no internals leak to the client
+    assert (await client.get("/products")).json()["total"] == 0
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def _idle_in_transaction(engine: AsyncEngine, backend: Backend) -> int:
+    """Sessions at the server (other than this probe's) holding a transaction while idle."""
+    async with engine.connect() as connection:
+        if backend.name == "postgresql":
+            query = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
+                "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+            ).bindparams(name=TEST_APPLICATION_NAME)
+        elif backend.name == "mariadb":
+            query = text(
+                "SELECT count(*) FROM information_schema.innodb_trx t "
+                "JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id "
+                "WHERE p.command = 'Sleep' AND p.id <> CONNECTION_ID()"
+            )
+        else:
+            # SQLite: a connection holding a write transaction would make this wait.
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
+            await connection.exec_driver_sql("ROLLBACK")
+            return 0
+        return int((await connection.execute(query)).scalar_one())
+
+
+@only_on("postgresql", "mariadb")
+async def test_idle_in_transaction_probe_sees_an_open_transaction(
+    engine: AsyncEngine, backend: Backend
+) -> None:
+    # The probe of the next test must be able to fail: hold a transaction open and look.
+    async with engine.connect() as holder:
+        await holder.execute(select(Product.id).limit(1))
+        await holder.execute(text("SELECT 1"))
+        assert await _idle_in_transaction(engine, backend) >= 1
+
+
+async def test_burst_of_mixed_requests_leaves_no_connection_out_and_no_open_transaction(
+    app: FastAPI, client: httpx.AsyncClient, engine: AsyncEngine, backend: Backend
+) -> None:
+    _add_failing_route(app)
+    existing = (await client.post("/products", json=product_payload("EXISTING"))).json()
+
+    requests = []
+    for index in range(25):
+        requests += [
+            client.get(f"/products/{existing['id']}"),  # 200
+            client.get("/products/999999999"),  # 404
+            client.post("/products", json=product_payload("EXISTING")),  # 409
+            client.post("/products", json=product_payload(f"NEW-{index}")),  # 201
+            client.post("/products", json=product_payload(f"BAD-{index}", stock=-1)),  # 422
+            client.patch(
+                f"/products/{existing['id']}", json={"stock": index}, headers={"If-Match": '"0"'}
+            ),  # 412
+            client.get("/products", params={"limit": 5}),  # 200
+            client.get("/test-only/fails-after-a-query"),  # 500 from an exception
+        ]
+    responses = await asyncio.gather(*requests)
+
+    statuses = {response.status_code for response in responses}
+    assert {200, 201, 404, 409, 412, 422, 500} == statuses
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert await _idle_in_transaction(engine, backend) == 0
+    assert (await client.get("/products")).json()["total"] == 26
