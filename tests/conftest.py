@@ -112,7 +112,11 @@ def _require_server(name: str) -> str:
 @pytest.fixture(scope="session", params=backend_params("sqlite", "postgresql", "mariadb"))
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
     """A migrated database on each backend, built once per test session."""
-    name = request.param
+    return migrated_backend(request.param, tmp_path_factory)
+
+
+def migrated_backend(name: str, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    """A freshly migrated database: a new SQLite file, or the server's test database."""
     if name == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'catalog.db'}"
     else:

@@ -39,9 +39,11 @@ async def test_price_round_trips_exactly(client: httpx.AsyncClient) -> None:
         assert fetched["price"] == str(Decimal(price).quantize(Decimal("0.01")))
 
 
-async def test_price_given_as_json_number_is_stored_exactly(client: httpx.AsyncClient) -> None:
-    body = await create(client, price=19.99)
-    assert body["price"] == "19.99"
+async def test_price_as_json_number_is_refused_with_the_form_to_use(
+    client: httpx.AsyncClient,
+) -> None:
+    body = assert_problem(await client.post("/products", json=product_payload(price=19.99)), 422)
+    assert '"19.99"' in body["errors"][0]["msg"]
 
 
 async def test_timestamps_are_utc_and_timezone_aware(client: httpx.AsyncClient) -> None:
@@ -193,6 +195,9 @@ async def test_listing_an_empty_catalog(client: httpx.AsyncClient) -> None:
         ("price", "NaN"),
         ("price", "Infinity"),
         ("price", "12345678901.00"),
+        ("price", ""),
+        ("price", "1,50"),
+        ("price", 5),
         ("stock", -1),
         ("stock", 2**31),
         ("stock", 10**30),

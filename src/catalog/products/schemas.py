@@ -1,16 +1,24 @@
 """What the products API accepts and returns."""
 
+import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 __all__ = ["ProductCreate", "ProductPage", "ProductRead", "ProductUpdate"]
 
-# No control characters in one-line text (NUL above all: PostgreSQL cannot store it);
-# descriptions may also hold tabs and line breaks.
-_ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+# No control characters in one-line text (NUL above all: PostgreSQL cannot store it),
+# and no leading space; descriptions may also hold tabs and line breaks.
+_ONE_LINE = r"^[^ \x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 _MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
 Sku = Annotated[
@@ -20,30 +28,52 @@ Sku = Annotated[
 ]
 Name = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_ONE_LINE),
+    StringConstraints(min_length=1, max_length=200, pattern=_ONE_LINE),
     Field(examples=["A field guide to dinosaurs"]),
 ]
 Description = Annotated[str, StringConstraints(max_length=5000, pattern=_MULTI_LINE)]
 Category = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=_ONE_LINE),
+    StringConstraints(min_length=1, max_length=100, pattern=_ONE_LINE),
     Field(examples=["books"]),
 ]
-# Money is exact: sent and returned as a decimal string ("19.99"); a JSON number is
-# accepted on input. The bounds are those of the NUMERIC(12, 2) column.
+# Money is exact: sent and returned as a decimal string ("19.99"), never as a JSON
+# number, which most clients parse as a float. At most 10 + 2 digits: NUMERIC(12, 2).
+_PRICE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+
+
+def _decimal_string(value: object) -> object:
+    if isinstance(value, Decimal):  # from Python code, not from JSON
+        return value
+    if not isinstance(value, str) or not re.fullmatch(_PRICE_PATTERN, value):
+        raise ValueError(
+            'must be a string with up to 10 digits and 2 decimals, such as "19.99" '
+            "(not a JSON number, which clients round as floats)"
+        )
+    return value
+
+
 Price = Annotated[
     Decimal,
-    Field(
-        ge=0,
-        le=Decimal("9999999999.99"),
-        max_digits=12,
-        decimal_places=2,
-        allow_inf_nan=False,
-        examples=["19.99"],
+    BeforeValidator(_decimal_string),
+    Field(ge=0, max_digits=12, decimal_places=2),
+    WithJsonSchema(
+        {"type": "string", "pattern": _PRICE_PATTERN, "examples": ["19.99"]}, mode="validation"
     ),
 ]
-# strict: a JSON integer only (no "5", 5.0 or true); bounded by a 32-bit INTEGER column.
-Stock = Annotated[int, Field(ge=0, le=2_147_483_647, strict=True)]
+
+
+def _whole_number(value: object) -> object:
+    # JSON Schema counts 5.0 as an integer; "5", true and 5.5 are not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number")
+    return value
+
+
+# Bounded by a 32-bit INTEGER column.
+Stock = Annotated[int, Field(ge=0, le=2_147_483_647), BeforeValidator(_whole_number)]
 
 
 class ProductCreate(BaseModel):
@@ -58,23 +88,18 @@ class ProductCreate(BaseModel):
 
 
 class ProductUpdate(BaseModel):
-    """A partial change: only the fields sent are changed; `category` may be set to null."""
+    """A partial change: only the fields sent are changed; only `category` may be null."""
 
     model_config = ConfigDict(extra="forbid")
 
-    sku: Sku | None = None
-    name: Name | None = None
-    description: Description | None = None
-    price: Price | None = None
-    stock: Stock | None = None
+    # Not Optional: an explicit null is refused. None is only the "not sent" default,
+    # which is never validated and never applied (the service applies the fields set).
+    sku: Sku = Field(default=None)
+    name: Name = Field(default=None)
+    description: Description = Field(default=None)
+    price: Price = Field(default=None)
+    stock: Stock = Field(default=None)
     category: Category | None = None
-
-    @model_validator(mode="after")
-    def _required_fields_are_not_null(self) -> Self:
-        for field in ("sku", "name", "description", "price", "stock"):
-            if field in self.model_fields_set and getattr(self, field) is None:
-                raise ValueError(f"{field} cannot be null")
-        return self
 
 
 class ProductRead(BaseModel):

@@ -1,0 +1,85 @@
+"""Settings and per-dialect engine options (no database needed)."""
+
+import pytest
+from pydantic import ValidationError
+
+from catalog.config import Settings, normalize_database_url
+from catalog.db.engine import engine_options
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///./x.db", "sqlite+aiosqlite:///./x.db"),
+        ("postgresql://u:p@db/catalog", "postgresql+asyncpg://u:p@db/catalog"),
+        ("postgres://u@db/catalog", "postgresql+asyncpg://u@db/catalog"),
+        ("postgresql+psycopg://u@db/catalog", "postgresql+psycopg://u@db/catalog"),
+        ("mysql://root@db/catalog", "mysql+asyncmy://root@db/catalog"),
+        ("mariadb+aiomysql://root@db/catalog", "mariadb+aiomysql://root@db/catalog"),
+        ("mssql://sa:pw@db/catalog", "mssql+aioodbc://sa:pw@db/catalog"),
+        (
+            "mssql+aioodbc://sa:pw@db/catalog?driver=ODBC+Driver+18+for+SQL+Server",
+            "mssql+aioodbc://sa:pw@db/catalog?driver=ODBC+Driver+18+for+SQL+Server",
+        ),
+    ],
+)
+def test_database_urls_get_an_async_driver(given: str, expected: str) -> None:
+    assert normalize_database_url(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql+psycopg2://u@db/x", "not an asyncio driver"),
+        ("mysql+pymysql://u@db/x", "not an asyncio driver"),
+        ("oracle://u@db/x", "unsupported database"),
+        ("not a url", "not a database URL"),
+    ],
+)
+def test_unusable_database_urls_are_refused_with_a_reason(url: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(database_url=url)
+
+
+def test_settings_come_from_catalog_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATALOG_DATABASE_URL", "postgresql://u@db/x")
+    monkeypatch.setenv("CATALOG_POOL_SIZE", "7")
+    monkeypatch.setenv("CATALOG_POOL_TIMEOUT", "2.5")
+    settings = Settings()
+    assert settings.database_url == "postgresql+asyncpg://u@db/x"
+    assert settings.pool_size == 7
+    assert settings.pool_timeout == 2.5
+
+
+def test_sqlite_waits_for_locks_instead_of_failing_at_once() -> None:
+    options = engine_options(Settings(database_url="sqlite:///./x.db", sqlite_busy_timeout=3))
+    assert options["connect_args"] == {"timeout": 3}
+    assert options["pool_size"] == Settings().pool_size
+
+
+def test_sqlite_in_memory_shares_one_connection() -> None:
+    options = engine_options(Settings(database_url="sqlite://"))
+    assert options["poolclass"].__name__ == "StaticPool"
+
+
+def test_postgresql_names_its_sessions_and_bounds_connects() -> None:
+    options = engine_options(
+        Settings(database_url="postgresql://u@db/x", application_name="shop", connect_timeout=4)
+    )
+    assert options["connect_args"]["server_settings"]["application_name"] == "shop"
+    assert options["connect_args"]["timeout"] == 4
+
+
+def test_mariadb_uses_utf8mb4_and_utc() -> None:
+    options = engine_options(Settings(database_url="mariadb://root@db/x"))
+    assert options["connect_args"]["charset"] == "utf8mb4"
+    assert "+00:00" in options["connect_args"]["init_command"]
+    assert 0 < options["pool_recycle"] < 28800
+
+
+def test_sql_server_is_accepted_with_its_own_options() -> None:
+    # No SQL Server here: the options are checked, not a live connection.
+    options = engine_options(Settings(database_url="mssql://sa:pw@db/catalog", connect_timeout=6))
+    assert options["connect_args"] == {"timeout": 6}
+    assert options["ignore_no_transaction_on_rollback"] is True
+    assert options["pool_size"] == Settings().pool_size
