@@ -29,7 +29,9 @@ SERVER_URLS = {
     "postgresql": os.environ.get(
         "CATALOG_TEST_POSTGRESQL_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
     ),
-    "mariadb": os.environ.get("CATALOG_TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306/test"),
+    "mariadb": os.environ.get(
+        "CATALOG_TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306/test"
+    ),
 }
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Tells the test apps' connections apart from anything else at the server.
@@ -79,8 +81,10 @@ def pytest_report_header() -> list[str]:
     lines = []
     for name, url in SERVER_URLS.items():
         reason = _unreachable_reason(name, url)
-        state = "reachable" if reason is None else "NOT reachable, its tests will " + (
-            "FAIL (CI=true)" if IN_CI else "be skipped"
+        state = (
+            "reachable"
+            if reason is None
+            else "NOT reachable, its tests will " + ("FAIL (CI=true)" if IN_CI else "be skipped")
         )
         lines.append(f"catalog backend {name}: {url} {state}")
     return lines

@@ -12,7 +12,9 @@ class TcpProxy:
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
         self.target_host = parsed.host or "127.0.0.1"
-        self.target_port = int(parsed.port or {"postgresql": 5432}.get(parsed.get_backend_name(), 3306))
+        self.target_port = int(
+            parsed.port or {"postgresql": 5432}.get(parsed.get_backend_name(), 3306)
+        )
         self.url = url
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -41,7 +43,9 @@ class TcpProxy:
             writer.transport.abort()
         self._writers.clear()
 
-    async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+    async def _handle(
+        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
         try:
             server_reader, server_writer = await asyncio.open_connection(
                 self.target_host, self.target_port

@@ -53,7 +53,9 @@ def _with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own pool.")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes, each with its own pool.")
+    ] = 1,
 ) -> None:
     """Serve the HTTP API with uvicorn."""
     console.print(f"catalog on http://{host}:{port} (database {_database_label()})")

@@ -46,9 +46,7 @@ def normalize_database_url(url: str) -> str:
     driver = driver or _DEFAULT_ASYNC_DRIVERS[backend]
     if driver not in _ASYNC_DRIVERS[backend]:
         accepted = ", ".join(f"{backend}+{name}" for name in sorted(_ASYNC_DRIVERS[backend]))
-        raise ValueError(
-            f"driver {driver!r} is not an asyncio driver; use one of: {accepted}"
-        )
+        raise ValueError(f"driver {driver!r} is not an asyncio driver; use one of: {accepted}")
     return parsed.set(drivername=f"{backend}+{driver}").render_as_string(hide_password=False)
 
 

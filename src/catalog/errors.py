@@ -1,6 +1,7 @@
 """One error tree and one handler: every error response is RFC 9457 problem+json."""
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -101,7 +102,7 @@ def problem_response(
     slug: str,
     detail: str,
     *,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
     body = {
@@ -145,9 +146,7 @@ def _constraint_problem(exc: sa_exc.DBAPIError, request: Request) -> JSONRespons
     if violation is None:
         return None
     if violation.kind is ConstraintKind.OTHER:
-        return problem_response(
-            409, "conflict", "The change conflicts with data already stored."
-        )
+        return problem_response(409, "conflict", "The change conflicts with data already stored.")
     what = f" ({violation.constraint})" if violation.constraint else ""
     return problem_response(
         409,

@@ -39,7 +39,6 @@ async def ready(engine: EngineDep, settings: SettingsDep) -> HealthStatus:
         await asyncio.wait_for(_round_trip(engine), timeout=settings.ready_timeout)
     except Exception as exc:
         raise ServiceUnavailableError(
-            f"The database did not answer within {settings.ready_timeout} s: "
-            f"{type(exc).__name__}"
+            f"The database did not answer within {settings.ready_timeout} s: {type(exc).__name__}"
         ) from exc
     return HealthStatus()

@@ -9,7 +9,7 @@ __all__ = ["BodySizeLimitMiddleware"]
 
 
 class BodySizeLimitMiddleware:
-    """Answer 413 to a body larger than `max_bytes`, declared or streamed, without reading it all."""
+    """Answer 413 to a body over `max_bytes`, declared or streamed, without reading it all."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app

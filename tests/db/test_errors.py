@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from catalog.db.base import utcnow
 from catalog.db.errors import ConstraintKind, ConstraintViolation, constraint_violation
 from catalog.db.session import SessionDep
-from tests.helpers import assert_problem
 from catalog.products.models import Product
+from tests.helpers import assert_problem
 
 
 def _row(**overrides: object) -> dict[str, object]:
@@ -33,7 +33,7 @@ def _row(**overrides: object) -> dict[str, object]:
 async def _violation(engine: AsyncEngine, *rows: dict[str, object]) -> ConstraintViolation:
     # DBAPIError, not IntegrityError: MariaDB's driver raises a failed CHECK as an
     # OperationalError.
-    with pytest.raises(DBAPIError) as caught:
+    with pytest.raises(DBAPIError) as caught:  # noqa: PT012 - the insert and its commit
         async with engine.begin() as connection:
             for row in rows:
                 await connection.execute(insert(Product), row)

@@ -9,13 +9,17 @@ import pytest
 from tests.helpers import assert_problem, product_payload
 
 
-async def create(client: httpx.AsyncClient, sku: str = "SKU-1", **fields: object) -> dict[str, object]:
+async def create(
+    client: httpx.AsyncClient, sku: str = "SKU-1", **fields: object
+) -> dict[str, object]:
     response = await client.post("/products", json=product_payload(sku, **fields))
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
 
 
-async def test_created_product_is_returned_with_location_and_etag(client: httpx.AsyncClient) -> None:
+async def test_created_product_is_returned_with_location_and_etag(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.post("/products", json=product_payload())
 
     assert response.status_code == 201
@@ -78,7 +82,9 @@ async def test_get_returns_etag_with_version(client: httpx.AsyncClient) -> None:
     assert response.headers["etag"] == '"1"'
 
 
-async def test_patch_changes_only_the_fields_sent_and_bumps_version(client: httpx.AsyncClient) -> None:
+async def test_patch_changes_only_the_fields_sent_and_bumps_version(
+    client: httpx.AsyncClient,
+) -> None:
     product = await create(client)
 
     response = await client.patch(f"/products/{product['id']}", json={"stock": 3, "category": None})
@@ -103,7 +109,9 @@ async def test_patch_with_current_etag_succeeds(client: httpx.AsyncClient) -> No
     assert response.json()["name"] == "New name"
 
 
-async def test_patch_with_stale_etag_is_refused_and_changes_nothing(client: httpx.AsyncClient) -> None:
+async def test_patch_with_stale_etag_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
     product = await create(client)
     await client.patch(f"/products/{product['id']}", json={"stock": 5})
 
@@ -246,7 +254,14 @@ async def test_malformed_json_is_a_422(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": -1}, {"limit": 0}, {"limit": 10**12}, {"limit": "ten"}, {"offset": -1}, {"offset": 10**12}],
+    [
+        {"limit": -1},
+        {"limit": 0},
+        {"limit": 10**12},
+        {"limit": "ten"},
+        {"offset": -1},
+        {"offset": 10**12},
+    ],
 )
 async def test_bad_paging_is_a_422(client: httpx.AsyncClient, params: dict[str, object]) -> None:
     assert_problem(await client.get("/products", params=params), 422)

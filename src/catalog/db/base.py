@@ -96,7 +96,7 @@ class Base(DeclarativeBase):
 
 def _created_at(context: DefaultExecutionContext) -> datetime:
     # A new row's updated_at is exactly its created_at, not a microsecond later.
-    created_at = context.get_current_parameters().get("created_at")
+    created_at = context.get_current_parameters().get("created_at")  # type: ignore[no-untyped-call]
     return created_at if isinstance(created_at, datetime) else utcnow()
 
 

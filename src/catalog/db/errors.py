@@ -62,9 +62,7 @@ _SQLITE_MESSAGES = (
 _QUOTED_NAME = re.compile(r"(?:key|CONSTRAINT|constraint) [`'\"]?([\w.]+)[`'\"]?")
 
 
-def constraint_violation(
-    error: sa_exc.DBAPIError, dialect_name: str
-) -> ConstraintViolation | None:
+def constraint_violation(error: sa_exc.DBAPIError, dialect_name: str) -> ConstraintViolation | None:
     """Which constraint `error` violated (kind, and name if the driver says), or None.
 
     Usually an IntegrityError; but MariaDB's driver raises a failed CHECK as an
@@ -99,7 +97,7 @@ def constraint_violation(
 
 
 def _mysql_constraint_errno(error: sa_exc.DBAPIError, dialect_name: str) -> bool:
-    args = getattr(error.orig, "args", None)
+    args: tuple[object, ...] = getattr(error.orig, "args", None) or ()
     return dialect_name in ("mysql", "mariadb") and bool(args) and args[0] in _MYSQL_ERRNOS
 
 

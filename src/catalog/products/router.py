@@ -38,7 +38,12 @@ async def list_products(
     "",
     status_code=201,
     responses={
-        201: {"headers": {"Location": {"schema": {"type": "string"}}, "ETag": {"schema": {"type": "string"}}}},
+        201: {
+            "headers": {
+                "Location": {"schema": {"type": "string"}},
+                "ETag": {"schema": {"type": "string"}},
+            }
+        },
         **problem_responses(409, 413, 422),
     },
 )
@@ -53,7 +58,9 @@ async def create_product(
 
 
 @router.get("/{product_id}", responses=problem_responses(404, 422))
-async def get_product(product_id: ProductId, session: SessionDep, response: Response) -> ProductRead:
+async def get_product(
+    product_id: ProductId, session: SessionDep, response: Response
+) -> ProductRead:
     """One product, with its version as `ETag`."""
     product = await product_service.get(session=session, product_id=product_id)
     response.headers["ETag"] = product_service.etag(product)
@@ -77,8 +84,13 @@ async def update_product(
 
 
 @router.delete(
-    "/{product_id}", status_code=204, response_class=Response, responses=problem_responses(404, 409, 412, 422)
+    "/{product_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(404, 409, 412, 422),
 )
-async def delete_product(product_id: ProductId, session: SessionDep, if_match: IfMatch = None) -> None:
+async def delete_product(
+    product_id: ProductId, session: SessionDep, if_match: IfMatch = None
+) -> None:
     """Remove a product."""
     await product_service.delete(session=session, product_id=product_id, if_match=if_match)

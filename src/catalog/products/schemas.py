@@ -3,7 +3,7 @@
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import (
     BaseModel,
@@ -12,7 +12,9 @@ from pydantic import (
     Field,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = ["ProductCreate", "ProductPage", "ProductRead", "ProductUpdate"]
 
@@ -24,7 +26,10 @@ _MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 Sku = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
-    Field(description="Stock-keeping unit: letters, digits, `.`, `_` and `-`; unique", examples=["BK-0001"]),
+    Field(
+        description="Stock-keeping unit: letters, digits, `.`, `_` and `-`; unique",
+        examples=["BK-0001"],
+    ),
 ]
 Name = Annotated[
     str,
@@ -92,14 +97,21 @@ class ProductUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # Not Optional: an explicit null is refused. None is only the "not sent" default,
-    # which is never validated and never applied (the service applies the fields set).
-    sku: Sku = Field(default=None)
-    name: Name = Field(default=None)
-    description: Description = Field(default=None)
-    price: Price = Field(default=None)
-    stock: Stock = Field(default=None)
+    # None is only the "not sent" default (the service applies the fields that were
+    # sent); an explicit null is refused, and the schema does not offer it.
+    sku: Sku | SkipJsonSchema[None] = None
+    name: Name | SkipJsonSchema[None] = None
+    description: Description | SkipJsonSchema[None] = None
+    price: Price | SkipJsonSchema[None] = None
+    stock: Stock | SkipJsonSchema[None] = None
     category: Category | None = None
+
+    @model_validator(mode="after")
+    def _required_fields_are_not_null(self) -> Self:
+        for field in ("sku", "name", "description", "price", "stock"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
 
 
 class ProductRead(BaseModel):

@@ -58,7 +58,7 @@ def _product_row(rng: random.Random, number: int) -> dict[str, Any]:
 
 def demo_products(count: int, seed: int) -> Iterator[dict[str, Any]]:
     """`count` demo product rows, always the same for the same `seed`."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - demo data must be reproducible, not secret
     for number in range(1, count + 1):
         yield _product_row(rng, number)
 
