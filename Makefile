@@ -34,7 +34,7 @@ run: install
 test: install-dev
 	$(BIN)/pytest
 
-lint: install-dev
+lint: install-dev  ## ruff and mypy, as CI runs them
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
