@@ -1,8 +1,9 @@
 """Rules of the products domain. Flushes, never commits: the request's session does."""
 
+import re
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.exc import StaleDataError
 
 from catalog.db.errors import ConstraintKind, constraint_violation
 from catalog.errors import ConflictError, NotFoundError, PreconditionFailedError
@@ -12,25 +13,26 @@ from catalog.products.schemas import ProductCreate, ProductPage, ProductRead, Pr
 
 __all__ = ["create", "delete", "etag", "get", "list_products", "update"]
 
+_STRONG_ETAG = re.compile(r'"(\d{1,10})"')
+
 
 def etag(product: Product) -> str:
     """The product's entity tag: its version, as a strong ETag."""
     return f'"{product.version}"'
 
 
-def _check_if_match(product: Product, if_match: str | None) -> None:
-    """RFC 9110 If-Match with strong comparison: `*` or one of the listed tags."""
-    if if_match is None:
-        return
-    tags = {tag.strip() for tag in if_match.split(",")}
-    if "*" not in tags and etag(product) not in tags:
-        raise PreconditionFailedError(
-            f"Product {product.id} is at version {product.version} ({etag(product)}), "
-            f"which If-Match does not name; fetch it again and retry."
-        )
+def _if_match_versions(if_match: str | None) -> set[int] | None:
+    """The versions an If-Match header accepts; None for no header or `*` (any).
+
+    RFC 9110 strong comparison: weak tags (W/"1") and malformed ones match nothing.
+    """
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tags = (tag.strip() for tag in if_match.split(","))
+    return {int(match.group(1)) for tag in tags if (match := _STRONG_ETAG.fullmatch(tag))}
 
 
-def _sku_conflict(error: IntegrityError, session: AsyncSession, sku: str) -> Exception:
+def _sku_conflict(error: IntegrityError, session: AsyncSession, sku: str | None) -> Exception:
     violation = constraint_violation(error, session.get_bind().dialect.name)
     if violation is not None and violation.kind is ConstraintKind.UNIQUE:
         return ConflictError(f"A product with SKU {sku!r} already exists.")
@@ -65,35 +67,37 @@ async def create(*, session: AsyncSession, data: ProductCreate) -> Product:
         raise _sku_conflict(error, session, data.sku) from error
 
 
+async def _precondition_failed(session: AsyncSession, product_id: int) -> Exception:
+    # The guarded statement matched no row: tell a missing product from a stale tag.
+    product = await get(session=session, product_id=product_id)
+    return PreconditionFailedError(
+        f"Product {product_id} is at version {product.version} ({etag(product)}), "
+        "which If-Match does not name; fetch it again and retry."
+    )
+
+
 async def update(
     *, session: AsyncSession, product_id: int, data: ProductUpdate, if_match: str | None
 ) -> Product:
-    """Apply a partial change, guarded by the version read (and If-Match when given)."""
-    product = await get(session=session, product_id=product_id)
-    _check_if_match(product, if_match)
-    for field, value in data.model_dump(exclude_unset=True).items():
-        setattr(product, field, value)
+    """Apply a partial change; with If-Match, only to the version it names (else 412)."""
+    values = data.model_dump(exclude_unset=True)
+    versions = _if_match_versions(if_match)
+    if not values:
+        product = await get(session=session, product_id=product_id)
+        if versions is not None and product.version not in versions:
+            raise await _precondition_failed(session, product_id)
+        return product
     try:
-        await repository.flush(session)
-    except StaleDataError as error:
-        raise _concurrent_change(product_id, if_match) from error
+        updated = await repository.update_if_version(session, product_id, values, versions=versions)
     except IntegrityError as error:
-        raise _sku_conflict(error, session, str(data.sku)) from error
-    return product
+        raise _sku_conflict(error, session, data.sku) from error
+    if not updated:
+        raise await _precondition_failed(session, product_id)
+    return await get(session=session, product_id=product_id)
 
 
 async def delete(*, session: AsyncSession, product_id: int, if_match: str | None) -> None:
-    """Delete a product, guarded like `update`."""
-    product = await get(session=session, product_id=product_id)
-    _check_if_match(product, if_match)
-    try:
-        await repository.delete(session, product)
-    except StaleDataError as error:
-        raise _concurrent_change(product_id, if_match) from error
-
-
-def _concurrent_change(product_id: int, if_match: str | None) -> Exception:
-    detail = f"Product {product_id} was changed by another request meanwhile; fetch it and retry."
-    if if_match is not None:
-        return PreconditionFailedError(detail)
-    return ConflictError(detail)
+    """Delete a product; with If-Match, only at the version it names (else 412)."""
+    versions = _if_match_versions(if_match)
+    if not await repository.delete_if_version(session, product_id, versions=versions):
+        raise await _precondition_failed(session, product_id)
