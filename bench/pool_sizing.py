@@ -77,8 +77,11 @@ def free_port() -> int:
 
 
 def to_ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if match is None:  # wrk prints e.g. "-nanus" when nothing completed
+        return float("nan")
+    number, unit = match.groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def run_wrk(base_url: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
@@ -97,6 +100,8 @@ def run_wrk(base_url: str, script: Path, seconds: int, connections: int) -> dict
         text=True,
         check=True,
     ).stdout
+    if "Requests/sec" not in output:
+        raise RuntimeError(f"wrk printed no result:\n{output}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     p50 = to_ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
     p99 = to_ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]

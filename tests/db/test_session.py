@@ -1,16 +1,19 @@
 """The request session: one per request, committed before the response, never leaked."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.engine import create_engine
 from catalog.db.session import SessionDep
+from catalog.main import create_app
 from catalog.products.models import Product
 from tests.conftest import TEST_APPLICATION_NAME, Backend
 from tests.helpers import assert_problem, only_on, product_payload
@@ -183,3 +186,25 @@ async def test_burst_of_mixed_requests_leaves_no_connection_out_and_no_open_tran
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     assert await _idle_in_transaction(engine, backend) == 0
     assert (await client.get("/products")).json()["total"] == 26
+
+
+async def test_an_exhausted_pool_answers_503_with_retry_after_quickly(backend: Backend) -> None:
+    settings = backend.settings(pool_size=1, max_overflow=0, pool_timeout=0.5)
+    app = create_app(settings)
+    async with LifespanManager(app):
+        engine: AsyncEngine = app.state.engine
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://catalog.test") as client,
+            engine.connect() as holder,  # the pool's only connection, held
+        ):
+            await holder.execute(text("SELECT 1"))
+            started = time.monotonic()
+            response = await client.get("/products/1")
+            waited = time.monotonic() - started
+
+            body = assert_problem(response, 503)
+            assert response.headers["retry-after"] == "1"
+            assert "retry" in body["detail"]
+            assert 0.5 <= waited < 2.5
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
