@@ -1,10 +1,8 @@
 """The `catalog` command: migrations, seeding, serving."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from typer.testing import CliRunner
 from catalog.cli import app
 from catalog.config import get_settings
 from catalog.products.seed import demo_products
+from tests.servers import catalog_server, free_port
 
 
 @pytest.fixture
@@ -68,43 +67,19 @@ def test_demo_data_is_deterministic() -> None:
     assert len({row["sku"] for row in first}) == 300
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_serve_runs_a_real_server_and_stops_cleanly(sqlite_url: str) -> None:
+def test_serve_runs_a_real_server_and_stops_cleanly(sqlite_url: str, tmp_path: Path) -> None:
     run("db", "upgrade")
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "catalog", "serve", "--port", str(port)],
-        env={**os.environ, "CATALOG_DATABASE_URL": sqlite_url},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stdout.read()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+    with catalog_server({"CATALOG_DATABASE_URL": sqlite_url}, tmp_path / "serve.log") as server:
+        response = httpx.get(f"{server.base_url}/health/ready", timeout=5)
         assert response.status_code == 200
-    finally:
-        server.terminate()
-        output = server.communicate(timeout=20)[0].decode()
     # uvicorn shuts down gracefully, then re-raises SIGTERM to report how it ended.
-    assert server.returncode in (0, -15), output
-    assert "Application shutdown complete" in output
+    assert server.process.returncode in (0, -15), server.output()
+    assert "Application shutdown complete" in server.output()
 
 
 def test_serve_refuses_an_unmigrated_database(sqlite_url: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "catalog", "serve", "--port", str(_free_port())],
+        [sys.executable, "-m", "catalog", "serve", "--port", str(free_port())],
         env={**os.environ, "CATALOG_DATABASE_URL": sqlite_url},
         capture_output=True,
         text=True,

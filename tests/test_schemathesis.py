@@ -2,13 +2,8 @@
 match the schema. On SQLite and PostgreSQL."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -16,14 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from catalog.main import create_app
 from tests.conftest import TEST_APPLICATION_NAME, migrated_backend
 from tests.helpers import backend_params
+from tests.servers import catalog_server
 
 MAX_EXAMPLES = int(os.environ.get("CATALOG_SCHEMATHESIS_EXAMPLES", "60"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session", params=backend_params("sqlite", "postgresql"))
@@ -32,35 +22,11 @@ def api_server(
 ) -> Iterator[str]:
     """A real uvicorn server on a migrated database; yields its base URL."""
     backend = migrated_backend(request.param, tmp_path_factory)
-    port = _free_port()
+    env = {"CATALOG_DATABASE_URL": backend.url, "CATALOG_APPLICATION_NAME": TEST_APPLICATION_NAME}
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with log.open("wb") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "catalog", "serve", "--port", str(port)],
-            env={
-                **os.environ,
-                "CATALOG_DATABASE_URL": backend.url,
-                "CATALOG_APPLICATION_NAME": TEST_APPLICATION_NAME,
-            },
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base_url}/health/ready", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-        yield base_url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert "Traceback" not in log.read_text(), log.read_text()
+    with catalog_server(env, log) as server:
+        yield server.base_url
+    assert "Traceback" not in server.output(), server.output()
 
 
 def _operations() -> list[tuple[str, str]]:
