@@ -47,8 +47,6 @@ class Backend:
         values: dict[str, object] = {
             "database_url": self.url,
             "application_name": TEST_APPLICATION_NAME,
-            "pool_size": 5,
-            "max_overflow": 5,
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]
