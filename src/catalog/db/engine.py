@@ -54,6 +54,11 @@ def engine_options(settings: Settings) -> dict[str, Any]:
 
 
 def _sqlite_options(url: URL, settings: Settings) -> dict[str, Any]:
+    # The driver's own transaction handling is kept on purpose: it sends BEGIN just
+    # before the first INSERT/UPDATE/DELETE, so a request's reads hold no snapshot that
+    # a later write would have to upgrade (SQLITE_BUSY_SNAPSHOT fails at once, whatever
+    # the busy timeout). Writes that must see consistent data are single guarded
+    # statements (see products.repository.update_if_version).
     options: dict[str, Any] = {
         # sqlite3's own lock wait, in seconds (the same as PRAGMA busy_timeout).
         "connect_args": {"timeout": settings.sqlite_busy_timeout},
