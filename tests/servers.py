@@ -30,12 +30,15 @@ class Server:
 
 
 @contextmanager
-def catalog_server(env: dict[str, str], log: Path, *, ready_within: float = 30) -> Iterator[Server]:
+def catalog_server(
+    env: dict[str, str], log: Path, *, workers: int = 1, ready_within: float = 30
+) -> Iterator[Server]:
     """Start `catalog serve` with `env` added to the environment; stop it with SIGTERM."""
     port = free_port()
+    command = [sys.executable, "-m", "catalog", "serve", "--port", str(port)]
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "catalog", "serve", "--port", str(port)],
+            [*command, "--workers", str(workers)],
             env={**os.environ, **env},
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -1,6 +1,9 @@
 """The `catalog` command: serve, db upgrade, seed."""
 
 import asyncio
+import contextlib
+import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -59,15 +62,19 @@ def serve(
 ) -> None:
     """Serve the HTTP API with uvicorn."""
     console.print(f"catalog on http://{host}:{port} (database {_database_label()})")
-    uvicorn.run(
-        "catalog.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        # The app answers errors itself; uvicorn's access log is enough.
-        server_header=False,
-    )
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Each worker writes its metrics here; /metrics on any worker sums them all.
+            shared = stack.enter_context(tempfile.TemporaryDirectory(prefix="catalog-metrics-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
+        uvicorn.run(
+            "catalog.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            server_header=False,
+        )
 
 
 @db_app.command("upgrade")

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.config import SettingsDep
+from catalog.db.pool import PoolSnapshot, pool_snapshot
 from catalog.db.session import EngineDep
 from catalog.errors import ServiceUnavailableError, problem_responses
 
@@ -42,3 +43,9 @@ async def ready(engine: EngineDep, settings: SettingsDep) -> HealthStatus:
             f"The database did not answer within {settings.ready_timeout} s: {type(exc).__name__}"
         ) from exc
     return HealthStatus()
+
+
+@router.get("/pool")
+async def pool(engine: EngineDep) -> PoolSnapshot:
+    """A snapshot of this worker's connection pool, for people. Borrows no connection."""
+    return pool_snapshot(engine.sync_engine.pool)

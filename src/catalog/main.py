@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import catalog
-from catalog import health
+from catalog import health, metrics
 from catalog.config import Settings, get_settings
 from catalog.db.engine import create_engine
 from catalog.db.session import create_sessionmaker
@@ -34,6 +34,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await engine.dispose()
+        metrics.mark_worker_stopped()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     install_error_handling(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
+    # Outermost, so that it times whole requests, 413s included.
+    app.add_middleware(metrics.RequestMetricsMiddleware)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(products_router)
     return app

@@ -35,7 +35,7 @@ def checkouts(engine: AsyncEngine) -> AsyncIterator[list[object]]:
 async def test_routes_without_database_borrow_no_connection(
     client: httpx.AsyncClient, checkouts: list[object]
 ) -> None:
-    for path in ("/health/live", "/openapi.json", "/docs", "/no-such-page"):
+    for path in ("/health/live", "/health/pool", "/metrics", "/openapi.json", "/docs", "/nope"):
         response = await client.get(path)
         assert response.status_code < 500
     assert_problem(await client.post("/products", json={"sku": ""}), 422)

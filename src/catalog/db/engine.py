@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, StaticPool
 
 from catalog.config import Settings
+from catalog.db.pool import MeteredPool, instrument_pool
 
 __all__ = ["create_engine", "engine_options"]
 
@@ -18,6 +19,9 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     backend = url.get_backend_name()
     options: dict[str, Any] = {
         "echo": settings.echo_sql,
+        # SQLAlchemy's asyncio queue pool (FIFO: waiting is first come, first served),
+        # reporting its checkouts, waits and timeouts to /metrics and /health/pool.
+        "poolclass": MeteredPool,
         "pool_size": settings.pool_size,
         "max_overflow": settings.max_overflow,
         "pool_timeout": settings.pool_timeout,
@@ -108,7 +112,7 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
     closed when they are done instead of a pool.
     """
     options = engine_options(settings)
-    if not pooled and options.get("poolclass") is None:
+    if not pooled and options["poolclass"] is MeteredPool:
         options["poolclass"] = NullPool
         for key in _POOL_ONLY_OPTIONS:
             options.pop(key)
@@ -116,4 +120,6 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
     engine = create_async_engine(settings.database_url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    if pooled:
+        instrument_pool(engine.sync_engine.pool)
     return engine

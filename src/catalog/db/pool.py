@@ -1,0 +1,136 @@
+"""A pool that reports what it does: checkouts, waits, hold times, timeouts, connects."""
+
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, PoolProxiedConnection
+
+from catalog import metrics
+
+__all__ = ["MeteredPool", "PoolSnapshot", "instrument_pool", "pool_snapshot"]
+
+_CHECKOUT_KEY = "catalog.checked_out_at"
+
+
+class MeteredPool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio queue pool (first come, first served), timed and counted."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waiting = 0
+        self.checkout_timeouts = 0
+        self.connects = 0
+        self.invalidations = 0
+
+    def connect(self) -> PoolProxiedConnection:
+        started = time.perf_counter()
+        self.waiting += 1
+        metrics.POOL_WAITING.inc()
+        try:
+            return super().connect()
+        except sa_exc.TimeoutError:
+            self.checkout_timeouts += 1
+            metrics.CHECKOUT_TIMEOUTS.inc()
+            raise
+        finally:
+            self.waiting -= 1
+            metrics.POOL_WAITING.dec()
+            metrics.CHECKOUT_WAIT.observe(time.perf_counter() - started)
+
+    def recreate(self) -> "MeteredPool":
+        # Keep the counts across dispose(), which swaps in a new pool of the same class.
+        new = super().recreate()
+        assert isinstance(new, MeteredPool)
+        new.checkout_timeouts = self.checkout_timeouts
+        new.connects = self.connects
+        new.invalidations = self.invalidations
+        return new
+
+
+class PoolSnapshot(BaseModel):
+    """The connection pool of the worker process that answers (/metrics sums them all)."""
+
+    pool_size: int = Field(description="Connections kept open")
+    max_overflow: int = Field(description="Extra connections allowed under bursts")
+    timeout_seconds: float = Field(description="How long a request waits for a connection")
+    checked_out: int = Field(description="Connections lent to requests now")
+    checked_in: int = Field(description="Idle connections in the pool now")
+    overflow: int = Field(description="Connections open beyond pool_size now")
+    waiting: int = Field(description="Requests waiting for a connection now")
+    connects: int = Field(description="Connections opened since start")
+    invalidations: int = Field(description="Connections found dead since start")
+    checkout_timeouts: int = Field(description="Requests that got no connection in time")
+
+
+def _update_gauges(pool: Pool) -> None:
+    if isinstance(pool, AsyncAdaptedQueuePool):
+        metrics.POOL_SIZE.set(pool.size())
+        metrics.POOL_CHECKED_OUT.set(pool.checkedout())
+        metrics.POOL_OVERFLOW.set(max(pool.overflow(), 0))
+
+
+def instrument_pool(pool: Pool) -> None:
+    """Feed the pool's events to the metrics (dispose() keeps them on the new pool)."""
+    _update_gauges(pool)
+
+    @event.listens_for(pool, "connect")
+    def _connected(_dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        metrics.CONNECTS.inc()
+        if isinstance(pool, MeteredPool):
+            pool.connects += 1
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        record.info[_CHECKOUT_KEY] = (time.perf_counter(), metrics.current_route())
+        _update_gauges(pool)
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        checked_out = record.info.pop(_CHECKOUT_KEY, None)
+        if checked_out is not None:
+            started, route = checked_out
+            metrics.CONNECTION_HOLD.labels(route).observe(time.perf_counter() - started)
+        _update_gauges(pool)
+
+    @event.listens_for(pool, "invalidate")
+    def _invalidated(_dbapi_connection: Any, _record: ConnectionPoolEntry, _exc: Any) -> None:
+        metrics.INVALIDATIONS.inc()
+        if isinstance(pool, MeteredPool):
+            pool.invalidations += 1
+
+    @event.listens_for(pool, "close")
+    def _closed(_dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        metrics.DISCONNECTS.inc()
+
+
+def pool_snapshot(pool: Pool) -> PoolSnapshot:
+    """The pool's state now (pools without a queue, e.g. SQLite in memory, show zeros)."""
+    if not isinstance(pool, AsyncAdaptedQueuePool):
+        return PoolSnapshot(
+            pool_size=0,
+            max_overflow=0,
+            timeout_seconds=0,
+            checked_out=0,
+            checked_in=0,
+            overflow=0,
+            waiting=0,
+            connects=0,
+            invalidations=0,
+            checkout_timeouts=0,
+        )
+    metered = pool if isinstance(pool, MeteredPool) else None
+    return PoolSnapshot(
+        pool_size=pool.size(),
+        max_overflow=pool._max_overflow,
+        timeout_seconds=pool.timeout(),
+        checked_out=pool.checkedout(),
+        checked_in=pool.checkedin(),
+        overflow=max(pool.overflow(), 0),
+        waiting=metered.waiting if metered else 0,
+        connects=metered.connects if metered else 0,
+        invalidations=metered.invalidations if metered else 0,
+        checkout_timeouts=metered.checkout_timeouts if metered else 0,
+    )

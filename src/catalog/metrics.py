@@ -1,0 +1,160 @@
+"""Prometheus metrics: the pool's state and timings, and HTTP requests by route.
+
+With several worker processes, `catalog serve` points PROMETHEUS_MULTIPROC_DIR at a
+shared directory before the workers start; every worker then writes its figures there
+and `/metrics`, whichever worker answers, adds them all up (prometheus-client's
+multiprocess mode). Pool gauges are summed over live workers.
+"""
+
+import os
+import time
+from contextvars import ContextVar
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "CHECKOUT_TIMEOUTS",
+    "CHECKOUT_WAIT",
+    "CONNECTION_HOLD",
+    "CONNECTS",
+    "DISCONNECTS",
+    "INVALIDATIONS",
+    "POOL_CHECKED_OUT",
+    "POOL_OVERFLOW",
+    "POOL_SIZE",
+    "POOL_WAITING",
+    "RequestMetricsMiddleware",
+    "current_route",
+    "mark_worker_stopped",
+    "multiprocess_dir",
+    "router",
+]
+
+# Seconds: from sub-millisecond checkouts to the pool timeout and past it.
+_WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+POOL_SIZE = Gauge(
+    "catalog_db_pool_size", "Connections the pools keep open", multiprocess_mode="livesum"
+)
+POOL_CHECKED_OUT = Gauge(
+    "catalog_db_pool_checked_out",
+    "Connections lent to requests now",
+    multiprocess_mode="livesum",
+)
+POOL_OVERFLOW = Gauge(
+    "catalog_db_pool_overflow",
+    "Connections open beyond pool_size now",
+    multiprocess_mode="livesum",
+)
+POOL_WAITING = Gauge(
+    "catalog_db_pool_waiting",
+    "Requests waiting for a connection now",
+    multiprocess_mode="livesum",
+)
+CHECKOUT_WAIT = Histogram(
+    "catalog_db_pool_checkout_wait_seconds",
+    "Time to get a connection from the pool (including opening one)",
+    buckets=_WAIT_BUCKETS,
+)
+CONNECTION_HOLD = Histogram(
+    "catalog_db_connection_hold_seconds",
+    "Time a connection stays checked out, by route template",
+    ["route"],
+    buckets=_DURATION_BUCKETS,
+)
+CONNECTS = Counter("catalog_db_connects", "New connections opened to the database")
+DISCONNECTS = Counter("catalog_db_disconnects", "Connections closed (recycled, overflow, dispose)")
+INVALIDATIONS = Counter(
+    "catalog_db_invalidations", "Connections found dead or invalidated after an error"
+)
+CHECKOUT_TIMEOUTS = Counter(
+    "catalog_db_checkout_timeouts", "Requests that got no connection within pool_timeout"
+)
+REQUESTS = Counter("catalog_http_requests", "HTTP requests answered", ["method", "route", "status"])
+REQUEST_DURATION = Histogram(
+    "catalog_http_request_duration_seconds",
+    "Time to answer an HTTP request, to the last byte",
+    ["method", "route"],
+    buckets=_DURATION_BUCKETS,
+)
+
+_current_scope: ContextVar[Scope | None] = ContextVar("catalog_current_scope", default=None)
+
+
+def _route_of(scope: Scope | None) -> str:
+    if scope is None:
+        return "<none>"
+    route = scope.get("route")
+    # The template ("/products/{product_id}"), never the raw path: bounded label values.
+    return str(getattr(route, "path", "<unmatched>"))
+
+
+def current_route() -> str:
+    """The route template of the request being served, for labelling pool metrics."""
+    return _route_of(_current_scope.get())
+
+
+class RequestMetricsMiddleware:
+    """Counts and times every HTTP request by method, route template and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = _current_scope.set(scope)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            _current_scope.reset(token)
+            route = _route_of(scope)
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            REQUEST_DURATION.labels(scope["method"], route).observe(time.perf_counter() - started)
+
+
+def multiprocess_dir() -> str | None:
+    """The directory shared by worker processes, when several serve."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def mark_worker_stopped() -> None:
+    """Drop this worker's live gauges from the shared figures when it stops."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    """Prometheus text format; touches no database."""
+    registry: Any = REGISTRY
+    if multiprocess_dir() is not None:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
