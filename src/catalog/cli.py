@@ -17,12 +17,14 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.config import get_settings
 from catalog.db.engine import create_engine
-from catalog.db.migrations import schema_state, upgrade
+from catalog.db.migrations import SchemaState, schema_state, upgrade
+from catalog.db.startup import ServerFacts, connection_budget, server_facts
 from catalog.products import seed as product_seed
 
 __all__ = ["app"]
@@ -61,6 +63,9 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the HTTP API with uvicorn."""
+    # Every worker checks the connection budget against this count at start.
+    os.environ["CATALOG_WORKERS"] = str(workers)
+    get_settings.cache_clear()
     console.print(f"catalog on http://{host}:{port} (database {_database_label()})")
     with contextlib.ExitStack() as stack:
         if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -75,6 +80,42 @@ def serve(
             workers=workers,
             server_header=False,
         )
+
+
+@app.command()
+def doctor(
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Check for this many workers (default: settings).")
+    ] = None,
+) -> None:
+    """Check the configuration against the database without starting the server."""
+    settings = get_settings()
+    if workers is not None:
+        settings = settings.model_copy(update={"workers": workers})
+
+    async def work(engine: AsyncEngine) -> tuple[ServerFacts, SchemaState]:
+        return await server_facts(engine), await schema_state(engine)
+
+    try:
+        facts, state = _with_engine(work)
+    except Exception as exc:
+        console.print(f"[red]cannot reach {_database_label()}[/red]: {type(exc).__name__}: {exc}")
+        raise typer.Exit(2) from exc
+    budget = connection_budget(settings, facts)
+    table = Table(title="catalog doctor", show_header=False)
+    table.add_row("database", _database_label())
+    table.add_row("server", facts.version)
+    table.add_row("max_connections", str(facts.max_connections or "no limit"))
+    table.add_row("connections in use now", str(facts.connections_in_use or "-"))
+    for name in ("workers", "pool_size", "max_overflow", "pool_timeout", "pool_recycle"):
+        table.add_row(name, str(getattr(settings, name)))
+    table.add_row("pool_pre_ping", str(settings.pool_pre_ping))
+    table.add_row("connect_timeout", str(settings.connect_timeout))
+    table.add_row("schema", "up to date" if state.is_current else state.problem())
+    table.add_row("connection budget", ("ok: " if budget.ok else "OVER: ") + budget.describe())
+    console.print(table)
+    if not (budget.ok and state.is_current):
+        raise typer.Exit(1)
 
 
 @db_app.command("upgrade")

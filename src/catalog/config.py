@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     # the whole pool, so the next requests get fresh connections.
     pool_pre_ping: bool = False
 
+    # Worker processes sharing the database, each with its own pool: `catalog serve
+    # --workers N` sets it; set it yourself when another process manager runs workers.
+    workers: int = Field(default=1, ge=1, le=1024)
+    # Connections left at the server for everything else (migrations, admin, other
+    # services, PostgreSQL's superuser_reserved_connections).
+    connection_reserve: int = Field(default=10, ge=0)
+    # Refuse to start when workers x (pool_size + max_overflow) exceeds the server's
+    # max_connections minus the reserve.
+    connection_budget_check: bool = True
+
     # How long to wait for the database to accept a new connection.
     connect_timeout: PositiveSeconds = 5.0
     # How long /health/ready waits for its round trip before answering 503.

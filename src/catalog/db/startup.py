@@ -1,37 +1,147 @@
-"""Checks made once when the service starts, before it accepts a request."""
+"""Checks made once when the service starts, before it accepts a request.
 
-import logging
+`catalog doctor` runs the same checks and prints what it found.
+"""
+
+from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from catalog.config import Settings
 from catalog.db.migrations import schema_state
 
-__all__ = ["StartupCheckError", "check_database"]
-
-logger = logging.getLogger(__name__)
+__all__ = [
+    "ConnectionBudget",
+    "ServerFacts",
+    "StartupCheckError",
+    "check_database",
+    "connection_budget",
+    "server_facts",
+]
 
 
 class StartupCheckError(RuntimeError):
     """The database is not fit to be served; the message says what to do."""
 
 
+@dataclass(frozen=True)
+class ServerFacts:
+    version: str
+    # None where the dialect has no such limit (SQLite) or it is not looked up (SQL Server).
+    max_connections: int | None
+    connections_in_use: int | None
+    wait_timeout: int | None  # MariaDB/MySQL only
+
+
+async def _scalar(connection: AsyncConnection, sql: str) -> object:
+    return (await connection.execute(text(sql))).scalar_one()
+
+
+async def server_facts(engine: AsyncEngine) -> ServerFacts:
+    """The server's version and connection limits, in one connection."""
+    async with engine.connect() as connection:
+        name = engine.dialect.name
+        if name == "postgresql":
+            return ServerFacts(
+                version=str(await _scalar(connection, "SELECT version()")),
+                max_connections=int(str(await _scalar(connection, "SHOW max_connections"))),
+                connections_in_use=int(
+                    str(await _scalar(connection, "SELECT count(*) FROM pg_stat_activity"))
+                ),
+                wait_timeout=None,
+            )
+        if name in ("mysql", "mariadb"):
+            in_use = (await connection.execute(text("SHOW STATUS LIKE 'Threads_connected'"))).one()
+            return ServerFacts(
+                version=str(await _scalar(connection, "SELECT version()")),
+                max_connections=int(str(await _scalar(connection, "SELECT @@max_connections"))),
+                connections_in_use=int(in_use[1]),
+                wait_timeout=int(str(await _scalar(connection, "SELECT @@wait_timeout"))),
+            )
+        if name == "sqlite":
+            version = await _scalar(connection, "SELECT sqlite_version()")
+            return ServerFacts(f"SQLite {version}", None, None, None)
+        version = await _scalar(connection, "SELECT @@VERSION")
+        return ServerFacts(str(version), None, None, None)
+
+
+@dataclass(frozen=True)
+class ConnectionBudget:
+    """Can every worker fill its pool without exceeding the server's max_connections?"""
+
+    workers: int
+    pool_size: int
+    max_overflow: int
+    max_connections: int | None
+    reserve: int
+
+    @property
+    def needed(self) -> int:
+        return self.workers * (self.pool_size + self.max_overflow)
+
+    @property
+    def available(self) -> int | None:
+        if self.max_connections is None:
+            return None
+        return self.max_connections - self.reserve
+
+    @property
+    def ok(self) -> bool:
+        return self.available is None or self.needed <= self.available
+
+    def describe(self) -> str:
+        needed = (
+            f"workers x (pool_size + max_overflow) = {self.workers} x "
+            f"({self.pool_size} + {self.max_overflow}) = {self.needed} connections"
+        )
+        if self.available is None:
+            return f"{needed}; the database sets no connection limit"
+        limit = (
+            f"the server's max_connections {self.max_connections} - reserve {self.reserve}"
+            f" = {self.available}"
+        )
+        if self.ok:
+            return f"{needed}, within {limit}"
+        return (
+            f"{needed}, but {limit}. Lower CATALOG_POOL_SIZE, CATALOG_MAX_OVERFLOW or the "
+            "number of workers (CATALOG_WORKERS / --workers), or raise max_connections at "
+            "the server; CATALOG_CONNECTION_BUDGET_CHECK=false starts anyway"
+        )
+
+
+def connection_budget(settings: Settings, facts: ServerFacts) -> ConnectionBudget:
+    """The budget of `settings` against the server described by `facts`."""
+    return ConnectionBudget(
+        workers=settings.workers,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        max_connections=facts.max_connections,
+        reserve=settings.connection_reserve,
+    )
+
+
+def _recycle_problem(settings: Settings, facts: ServerFacts) -> str | None:
+    if facts.wait_timeout is None:
+        return None
+    if 0 < settings.pool_recycle < facts.wait_timeout:
+        return None
+    return (
+        f"CATALOG_POOL_RECYCLE={settings.pool_recycle} must be between 1 and the server's "
+        f"wait_timeout ({facts.wait_timeout} s), or pooled connections will be closed by "
+        "the server while idle; lower CATALOG_POOL_RECYCLE"
+    )
+
+
 async def check_database(engine: AsyncEngine, settings: Settings) -> None:
-    """Refuse to start on a schema that is not the code's, or a pool the server will cut."""
+    """Refuse to start on a schema that is not the code's, a pool the server would cut,
+    or more connections than the server accepts."""
     state = await schema_state(engine)
     if not state.is_current:
         raise StartupCheckError(f"catalog cannot start: {state.problem()}")
-    if engine.dialect.name in ("mysql", "mariadb"):
-        await _check_mysql_wait_timeout(engine, settings)
-
-
-async def _check_mysql_wait_timeout(engine: AsyncEngine, settings: Settings) -> None:
-    async with engine.connect() as connection:
-        wait_timeout = int((await connection.execute(text("SELECT @@wait_timeout"))).scalar_one())
-    if settings.pool_recycle <= 0 or settings.pool_recycle >= wait_timeout:
-        raise StartupCheckError(
-            f"catalog cannot start: CATALOG_POOL_RECYCLE={settings.pool_recycle} must be "
-            f"between 1 and the server's wait_timeout ({wait_timeout} s), or pooled "
-            "connections will be closed by the server while idle; lower CATALOG_POOL_RECYCLE"
-        )
+    facts = await server_facts(engine)
+    if problem := _recycle_problem(settings, facts):
+        raise StartupCheckError(f"catalog cannot start: {problem}")
+    budget = connection_budget(settings, facts)
+    if settings.connection_budget_check and not budget.ok:
+        raise StartupCheckError(f"catalog cannot start: {budget.describe()}")

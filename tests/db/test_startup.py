@@ -1,0 +1,62 @@
+"""Start-up checks: the connection budget, and `catalog doctor` that prints them."""
+
+import pytest
+from asgi_lifespan import LifespanManager
+from typer.testing import CliRunner
+
+from catalog.cli import app as cli
+from catalog.config import get_settings
+from catalog.db.startup import StartupCheckError
+from catalog.main import create_app
+from tests.conftest import Backend
+from tests.helpers import only_on
+
+
+@only_on("postgresql", "mariadb")
+async def test_start_is_refused_when_workers_would_exceed_max_connections(backend: Backend) -> None:
+    settings = backend.settings(workers=40, pool_size=5, max_overflow=5)
+
+    with pytest.raises(StartupCheckError) as refused:
+        async with LifespanManager(create_app(settings)):
+            pass
+
+    message = str(refused.value)
+    assert "40 x (5 + 5) = 400 connections" in message
+    assert "max_connections" in message
+    assert "CATALOG_POOL_SIZE" in message
+
+
+@only_on("postgresql", "mariadb")
+async def test_the_budget_check_can_be_overridden(backend: Backend) -> None:
+    settings = backend.settings(workers=40, connection_budget_check=False)
+    async with LifespanManager(create_app(settings)):
+        pass
+
+
+async def test_a_budget_within_the_limit_starts(backend: Backend) -> None:
+    async with LifespanManager(create_app(backend.settings(workers=4))):
+        pass
+
+
+@pytest.fixture
+def database_env(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    monkeypatch.setenv("CATALOG_DATABASE_URL", backend.url)
+    get_settings.cache_clear()
+    yield backend  # type: ignore[misc]
+    get_settings.cache_clear()
+
+
+def test_doctor_prints_settings_version_and_budget(database_env: Backend) -> None:
+    result = CliRunner().invoke(cli, ["doctor"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "pool_size" in result.output
+    assert "ok: workers x (pool_size + max_overflow) = 1 x (5 + 5)" in result.output
+    expected_server = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mariadb": "MariaDB"}
+    assert expected_server[database_env.name] in result.output
+
+
+@only_on("postgresql", "mariadb")
+def test_doctor_fails_over_budget(database_env: Backend) -> None:
+    result = CliRunner().invoke(cli, ["doctor", "--workers", "50"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "OVER" in result.output
