@@ -83,3 +83,15 @@ def test_sql_server_is_accepted_with_its_own_options() -> None:
     assert options["connect_args"] == {"timeout": 6}
     assert options["ignore_no_transaction_on_rollback"] is True
     assert options["pool_size"] == Settings().pool_size
+
+
+def test_postgresql_sets_server_side_timeouts_and_a_client_bound() -> None:
+    options = engine_options(
+        Settings(
+            database_url="postgresql://u@db/x", statement_timeout=12, idle_in_transaction_timeout=7
+        )
+    )
+    server_settings = options["connect_args"]["server_settings"]
+    assert server_settings["statement_timeout"] == "12000"
+    assert server_settings["idle_in_transaction_session_timeout"] == "7000"
+    assert options["connect_args"]["command_timeout"] > 12

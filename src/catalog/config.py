@@ -95,6 +95,14 @@ class Settings(BaseSettings):
 
     # How long to wait for the database to accept a new connection.
     connect_timeout: PositiveSeconds = 5.0
+    # Server-side safety nets, set on every connection where the dialect allows:
+    # a statement running longer is cancelled by the server (PostgreSQL
+    # statement_timeout, MariaDB max_statement_time), and the client stops waiting a
+    # little later even if the server hangs; a session idle inside a transaction for
+    # longer is ended by the server (PostgreSQL, MariaDB), so a stuck client can never
+    # hold locks for long.
+    statement_timeout: PositiveSeconds = 30.0
+    idle_in_transaction_timeout: PositiveSeconds = 60.0
     # How long /health/ready waits for its round trip before answering 503.
     ready_timeout: PositiveSeconds = 2.0
     # SQLite waits this long for a lock held by another connection before failing.

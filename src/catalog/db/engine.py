@@ -1,5 +1,6 @@
 """The engine and its connection pool: one per process, with per-dialect options in one place."""
 
+import math
 from typing import Any
 
 from sqlalchemy import event
@@ -11,6 +12,9 @@ from catalog.config import Settings
 from catalog.db.pool import MeteredPool, instrument_pool
 
 __all__ = ["create_engine", "engine_options"]
+
+# How much longer than the server's statement timeout the client waits for an answer.
+_CLIENT_MARGIN_SECONDS = 5.0
 
 
 def engine_options(settings: Settings) -> dict[str, Any]:
@@ -39,9 +43,17 @@ def engine_options(settings: Settings) -> dict[str, Any]:
         options["connect_args"] = {
             # 4-byte UTF-8: the server's legacy "utf8" cannot store emoji.
             "charset": "utf8mb4",
-            "connect_timeout": round(settings.connect_timeout),
-            # Store and compare timestamps in UTC whatever the server's zone is.
-            "init_command": "SET time_zone = '+00:00'",
+            "connect_timeout": max(1, round(settings.connect_timeout)),
+            # The client gives up on a server that stops answering (hung, not down).
+            "read_timeout": settings.statement_timeout + _CLIENT_MARGIN_SECONDS,
+            # UTC session time zone whatever the server's. The /*M! ... */ part runs on
+            # MariaDB only (MySQL skips it): the server cancels long statements and ends
+            # sessions idle inside a transaction.
+            "init_command": (
+                "SET time_zone = '+00:00'"
+                f" /*M!100300 , max_statement_time = {settings.statement_timeout:g}"
+                f", idle_transaction_timeout = {math.ceil(settings.idle_in_transaction_timeout)} */"
+            ),
         }
         # pool_recycle must stay below the server's wait_timeout, after which it drops
         # idle connections ("server has gone away"): checked against the live server
@@ -76,16 +88,26 @@ def _sqlite_options(url: URL, settings: Settings) -> dict[str, Any]:
 
 
 def _postgresql_connect_args(url: URL, settings: Settings) -> dict[str, Any]:
+    server_settings = {
+        # Tells this service's sessions apart in pg_stat_activity and the logs.
+        "application_name": settings.application_name,
+        # Timestamps come back in UTC whatever the server's zone is.
+        "timezone": "UTC",
+        # The server cancels a statement that runs longer...
+        "statement_timeout": str(round(settings.statement_timeout * 1000)),
+        # ...and ends a session left idle inside a transaction, releasing its locks.
+        "idle_in_transaction_session_timeout": str(
+            round(settings.idle_in_transaction_timeout * 1000)
+        ),
+    }
     if url.get_driver_name() != "asyncpg":
-        return {"connect_timeout": round(settings.connect_timeout)}
+        options = " ".join(f"-c {name}={value}" for name, value in server_settings.items())
+        return {"connect_timeout": max(1, round(settings.connect_timeout)), "options": options}
     return {
         "timeout": settings.connect_timeout,
-        "server_settings": {
-            # Tells this service's sessions apart in pg_stat_activity and the logs.
-            "application_name": settings.application_name,
-            # Timestamps come back in UTC whatever the server's zone is.
-            "timezone": "UTC",
-        },
+        # The client stops waiting for a server that hangs instead of answering.
+        "command_timeout": settings.statement_timeout + _CLIENT_MARGIN_SECONDS,
+        "server_settings": server_settings,
     }
 
 
