@@ -142,6 +142,12 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
     engine = create_async_engine(settings.database_url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+        # A statement with RETURNING stays open until its rows are fetched. A request
+        # cancelled in between leaves it open, and sqlite3 cannot close a connection
+        # with an open statement: its write lock would outlive the request and lock
+        # every writer out. Without RETURNING, new ids come from cursor.lastrowid.
+        dialect = engine.dialect
+        dialect.insert_returning = dialect.update_returning = dialect.delete_returning = False
     if pooled:
         instrument_pool(engine.sync_engine.pool)
     return engine

@@ -1,0 +1,122 @@
+"""An exhausted pool fails fast and clean; cancelled requests give their connection back."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from asgi_lifespan import LifespanManager
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from catalog.db.engine import create_engine
+from catalog.main import create_app
+from tests.conftest import Backend
+from tests.helpers import assert_problem, product_payload
+
+POOL_TIMEOUT = 1.0
+# Enough for the scheduling of a loaded 2-core machine; a hang would take far longer.
+MARGIN = 1.5
+
+
+@asynccontextmanager
+async def products_locked(backend: Backend) -> AsyncIterator[AsyncConnection]:
+    """Lock the products table against writers from a connection outside the app."""
+    outsider = create_engine(backend.settings(), pooled=False)
+    try:
+        async with outsider.connect() as connection:
+            if backend.name == "postgresql":
+                await connection.execute(text("LOCK TABLE products IN EXCLUSIVE MODE"))
+            elif backend.name == "mariadb":
+                await connection.execute(text("LOCK TABLES products WRITE"))
+            else:
+                await connection.exec_driver_sql("BEGIN EXCLUSIVE")
+            yield connection
+            if backend.name == "mariadb":
+                await connection.execute(text("UNLOCK TABLES"))
+            await connection.rollback()
+    finally:
+        await outsider.dispose()
+
+
+@asynccontextmanager
+async def small_app(backend: Backend, **overrides: object) -> AsyncIterator[httpx.AsyncClient]:
+    # SQLite would give up on the lock after its busy timeout: wait as long as servers do.
+    settings = backend.settings(
+        pool_size=2, max_overflow=0, pool_timeout=POOL_TIMEOUT, sqlite_busy_timeout=30, **overrides
+    )
+    app = create_app(settings)
+    async with LifespanManager(app):
+        engine: AsyncEngine = app.state.engine
+        async with engine.begin() as connection:
+            await connection.execute(text("DELETE FROM products"))
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://catalog.test", timeout=60
+        ) as client:
+            client.app_engine = engine  # type: ignore[attr-defined]
+            yield client
+
+
+async def timed_post(client: httpx.AsyncClient, sku: str) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = await client.post("/products", json=product_payload(sku))
+    return response, time.monotonic() - started
+
+
+async def test_requests_beyond_the_pool_get_503_within_the_timeout_and_write_nothing(
+    backend: Backend,
+) -> None:
+    async with small_app(backend) as client:
+        engine: AsyncEngine = client.app_engine  # type: ignore[attr-defined]
+        async with products_locked(backend):
+            # 2 requests take the pool's 2 connections and block on the lock; 8 wait
+            # for a connection that never comes free.
+            tasks = [asyncio.create_task(timed_post(client, f"FAST-{n}")) for n in range(10)]
+            done, _ = await asyncio.wait(tasks, timeout=POOL_TIMEOUT + MARGIN + 3)
+            refused = [task.result() for task in done]
+            assert len(refused) == 8, [response.status_code for response, _ in refused]
+            for response, waited in refused:
+                assert_problem(response, 503)
+                assert response.headers["retry-after"] == "1"
+                assert POOL_TIMEOUT * 0.9 <= waited <= POOL_TIMEOUT + MARGIN
+        # The lock is gone: the 2 that held connections finish.
+        results = await asyncio.gather(*tasks)
+        statuses = sorted(response.status_code for response, _ in results)
+        assert statuses == [201, 201] + [503] * 8
+        created = {response.json()["sku"] for response, _ in results if response.status_code == 201}
+        listing = (await client.get("/products")).json()
+        assert {item["sku"] for item in listing["items"]} == created
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_cancelled_request_returns_its_connection(backend: Backend) -> None:
+    async with small_app(backend) as client:
+        engine: AsyncEngine = client.app_engine  # type: ignore[attr-defined]
+        async with products_locked(backend):
+            # Requests blocked inside the database on the lock, then cancelled, as a
+            # server does with requests when it gives up on them.
+            tasks = [asyncio.create_task(timed_post(client, f"CANCEL-{n}")) for n in range(2)]
+            for _ in range(200):
+                if engine.pool.checkedout() == 2:  # type: ignore[attr-defined]
+                    break
+                await asyncio.sleep(0.01)
+            assert engine.pool.checkedout() == 2  # type: ignore[attr-defined]
+            for task in tasks:
+                task.cancel()
+            if backend.name != "sqlite":
+                # The drivers' waits are interrupted at once, lock or no lock.
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+        # sqlite3 blocks in a thread of aiosqlite's that cancellation cannot interrupt:
+        # its connection comes back when the blocked call returns, once the lock is gone.
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+        for _ in range(200):
+            if engine.pool.checkedout() == 0:  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.01)
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        # The pool serves again, and nothing of the cancelled requests was written.
+        assert (await client.post("/products", json=product_payload("AFTER"))).status_code == 201
+        skus = {item["sku"] for item in (await client.get("/products")).json()["items"]}
+        assert skus == {"AFTER"}
