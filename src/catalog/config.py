@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     # Sent to PostgreSQL so the service's sessions can be told apart in pg_stat_activity.
     application_name: str = Field(default="catalog", max_length=63)
 
+    # Products read per connection checkout by /products/export.
+    export_chunk_size: int = Field(default=1000, ge=1, le=100_000)
     # Larger request bodies are refused with 413 before they are read whole.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Log every SQL statement (development only: it is slow and verbose).

@@ -14,7 +14,15 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-__all__ = ["EngineDep", "SessionDep", "create_sessionmaker", "get_engine", "get_session"]
+__all__ = [
+    "EngineDep",
+    "SessionDep",
+    "SessionFactoryDep",
+    "create_sessionmaker",
+    "get_engine",
+    "get_session",
+    "get_sessionmaker",
+]
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -38,10 +46,19 @@ def get_engine(request: Request) -> AsyncEngine:
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 
 
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    """The session factory, for work that outlives the route (streamed responses)."""
+    return cast(async_sessionmaker[AsyncSession], request.app.state.sessionmaker)
+
+
+# For routes whose response streams: they open a short session per piece of work, so no
+# connection is held while the client reads.
+SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: commit on success, roll back on any error, always close."""
-    sessionmaker = cast(async_sessionmaker[AsyncSession], request.app.state.sessionmaker)
-    async with sessionmaker() as session:  # closing returns the connection to the pool
+    async with get_sessionmaker(request)() as session:  # closing returns the connection to the pool
         try:
             yield session
         except BaseException:

@@ -9,7 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from catalog.db.base import utcnow
 from catalog.products.models import Product
 
-__all__ = ["add", "count", "delete_if_version", "get", "list_page", "update_if_version"]
+__all__ = [
+    "add",
+    "count",
+    "delete_if_version",
+    "get",
+    "list_page",
+    "page_after",
+    "update_if_version",
+]
 
 
 async def get(session: AsyncSession, product_id: int) -> Product | None:
@@ -20,6 +28,12 @@ async def get(session: AsyncSession, product_id: int) -> Product | None:
 async def list_page(session: AsyncSession, *, limit: int, offset: int) -> Sequence[Product]:
     """Products ordered by id, `limit` of them from `offset`."""
     statement = select(Product).order_by(Product.id).limit(limit).offset(offset)
+    return (await session.scalars(statement)).all()
+
+
+async def page_after(session: AsyncSession, *, after_id: int, limit: int) -> Sequence[Product]:
+    """Up to `limit` products with an id above `after_id`, by id (keyset: no OFFSET scan)."""
+    statement = select(Product).where(Product.id > after_id).order_by(Product.id).limit(limit)
     return (await session.scalars(statement)).all()
 
 

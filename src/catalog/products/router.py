@@ -3,9 +3,12 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
-from catalog.db.session import SessionDep
+from catalog.config import SettingsDep
+from catalog.db.session import SessionDep, SessionFactoryDep
 from catalog.errors import problem_responses
+from catalog.products import export as product_export
 from catalog.products import service as product_service
 from catalog.products.schemas import ProductCreate, ProductPage, ProductRead, ProductUpdate
 
@@ -32,6 +35,35 @@ async def list_products(
 ) -> ProductPage:
     """Products ordered by id, a page at a time."""
     return await product_service.list_products(session=session, limit=limit, offset=offset)
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Every product, one per line (NDJSON) or row (CSV), by id",
+            "content": {"application/x-ndjson": {}, "text/csv": {}},
+        },
+        **problem_responses(422, 503),
+    },
+)
+async def export_products(
+    sessionmaker: SessionFactoryDep,
+    settings: SettingsDep,
+    export_format: Annotated[
+        product_export.ExportFormat, Query(alias="format")
+    ] = product_export.ExportFormat.NDJSON,
+) -> StreamingResponse:
+    """Stream every product. No connection is held while the client reads."""
+    size = settings.export_chunk_size
+    first = await product_export.first_chunk(sessionmaker, size)
+    extension = "ndjson" if export_format is product_export.ExportFormat.NDJSON else "csv"
+    return StreamingResponse(
+        product_export.export_chunks(sessionmaker, export_format, first, size),
+        media_type=export_format.media_type,
+        headers={"Content-Disposition": f'attachment; filename="products.{extension}"'},
+    )
 
 
 @router.post(
