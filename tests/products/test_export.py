@@ -1,5 +1,6 @@
 """GET /products/export streams every product without holding a connection."""
 
+import asyncio
 import csv
 import io
 import json
@@ -67,23 +68,21 @@ async def test_a_slow_client_reading_a_large_export_does_not_pin_a_connection(
     hold = "catalog_db_connection_hold_seconds"
     route = "/products/export"
     ids: list[int] = []
-    with (
-        catalog_server(env, tmp_path / "server.log") as server,
-        httpx.Client(base_url=server.base_url, timeout=30) as http,
-    ):
-        started = time.monotonic()
-        with http.stream("GET", route) as response:
-            chunks = response.iter_bytes(chunk_size=16_384)
-            buffer = next(chunks)
-            time.sleep(1.0)  # the client stops reading; the server's sends back up
-            paused = [http.get("/health/pool").json()["checked_out"] for _ in range(5)]
-            for data in chunks:
-                buffer += data
-                *lines, buffer = buffer.split(b"\n")
-                ids.extend(json.loads(line)["id"] for line in lines)
-                time.sleep(0.001)
-        took = time.monotonic() - started
-        exposition = http.get("/metrics").text
+    with catalog_server(env, tmp_path / "server.log") as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+            started = time.monotonic()
+            async with http.stream("GET", route) as response:
+                chunks = response.aiter_bytes(chunk_size=16_384)
+                buffer = await anext(chunks)
+                await asyncio.sleep(1.0)  # the client stops reading; the sends back up
+                paused = [(await http.get("/health/pool")).json()["checked_out"] for _ in range(5)]
+                async for data in chunks:
+                    buffer += data
+                    *lines, buffer = buffer.split(b"\n")
+                    ids.extend(json.loads(line)["id"] for line in lines)
+                    await asyncio.sleep(0.001)
+            took = time.monotonic() - started
+            exposition = (await http.get("/metrics")).text
 
     assert len(ids) == 20_000
     assert ids == sorted(set(ids))
