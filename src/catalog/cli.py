@@ -79,6 +79,7 @@ def serve(
             port=port,
             workers=workers,
             server_header=False,
+            timeout_graceful_shutdown=get_settings().shutdown_grace_period,
         )
 
 

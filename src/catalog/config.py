@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # Sent to PostgreSQL so the service's sessions can be told apart in pg_stat_activity.
     application_name: str = Field(default="catalog", max_length=63)
 
+    # On SIGTERM the server stops accepting, lets in-flight requests finish for up to
+    # this many seconds, cancels what is left (their transactions roll back), then
+    # closes every pooled connection. Keep it below the orchestrator's kill timeout
+    # (Kubernetes: terminationGracePeriodSeconds, 30 s by default).
+    shutdown_grace_period: PositiveSeconds = 20.0
     # Products read per connection checkout by /products/export.
     export_chunk_size: int = Field(default=1000, ge=1, le=100_000)
     # Larger request bodies are refused with 413 before they are read whole.

@@ -1,0 +1,100 @@
+"""SIGTERM: in-flight requests finish, new ones are refused, no connection is left."""
+
+import asyncio
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from catalog.db.engine import create_engine
+from tests.conftest import Backend
+from tests.helpers import only_on, product_payload
+from tests.servers import Server, catalog_server
+
+APP_NAME = "catalog-shutdown-test"
+
+
+async def server_connections(backend: Backend) -> int:
+    probe = create_engine(backend.settings(), pooled=False)
+    try:
+        async with probe.connect() as connection:
+            query = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
+            return int((await connection.execute(query, {"name": APP_NAME})).scalar_one())
+    finally:
+        await probe.dispose()
+
+
+async def wait_for_exit(server: Server, within: float) -> int:
+    for _ in range(int(within * 20)):
+        if (code := server.process.poll()) is not None:
+            return code
+        await asyncio.sleep(0.05)
+    pytest.fail(f"server still running {within} s after SIGTERM:\n{server.output()}")
+
+
+@only_on("postgresql")
+async def test_sigterm_lets_in_flight_requests_finish_then_closes_every_connection(
+    backend: Backend, tmp_path: Path
+) -> None:
+    env = {
+        "CATALOG_DATABASE_URL": backend.url,
+        "CATALOG_APPLICATION_NAME": APP_NAME,
+        "CATALOG_SHUTDOWN_GRACE_PERIOD": "10",
+    }
+    outsider = create_engine(backend.settings(), pooled=False)
+    with catalog_server(env, tmp_path / "server.log") as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            for _ in range(5):  # warm the pool: several connections at the server
+                await asyncio.gather(*(client.get("/products") for _ in range(4)))
+            assert await server_connections(backend) >= 1
+            async with outsider.connect() as lock:
+                await lock.execute(text("LOCK TABLE products IN EXCLUSIVE MODE"))
+                in_flight = asyncio.create_task(
+                    client.post("/products", json=product_payload("IN-FLIGHT"))
+                )
+                await asyncio.sleep(0.5)  # the POST now waits on the lock, in the database
+                server.process.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.5)
+                with pytest.raises(httpx.ConnectError):  # new connections are refused
+                    async with httpx.AsyncClient(base_url=server.base_url) as fresh:
+                        await fresh.get("/health/live")
+                assert server.process.poll() is None  # still serving the POST
+                await lock.rollback()
+            response = await in_flight
+        assert response.status_code == 201
+        await wait_for_exit(server, within=10)
+    await outsider.dispose()
+    assert "Application shutdown complete" in server.output()
+    assert await server_connections(backend) == 0
+
+
+@only_on("postgresql")
+async def test_requests_still_running_after_the_grace_period_are_cut_and_rolled_back(
+    backend: Backend, tmp_path: Path
+) -> None:
+    env = {
+        "CATALOG_DATABASE_URL": backend.url,
+        "CATALOG_APPLICATION_NAME": APP_NAME,
+        "CATALOG_SHUTDOWN_GRACE_PERIOD": "1",
+    }
+    outsider = create_engine(backend.settings(), pooled=False)
+    with catalog_server(env, tmp_path / "server.log") as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            async with outsider.connect() as lock:
+                await lock.execute(text("LOCK TABLE products IN EXCLUSIVE MODE"))
+                stuck = asyncio.create_task(client.post("/products", json=product_payload("CUT")))
+                await asyncio.sleep(0.5)
+                server.process.send_signal(signal.SIGTERM)
+                await wait_for_exit(server, within=8)
+                await lock.rollback()
+            with pytest.raises(httpx.HTTPError):
+                await stuck
+        async with outsider.connect() as connection:
+            written = await connection.scalar(
+                text("SELECT count(*) FROM products WHERE sku = 'CUT'")
+            )
+    await outsider.dispose()
+    assert written == 0
+    assert await server_connections(backend) == 0
