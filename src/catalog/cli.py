@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import math
 import os
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -79,7 +80,7 @@ def serve(
             port=port,
             workers=workers,
             server_header=False,
-            timeout_graceful_shutdown=get_settings().shutdown_grace_period,
+            timeout_graceful_shutdown=math.ceil(get_settings().shutdown_grace_period),
         )
 
 

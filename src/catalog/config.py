@@ -78,10 +78,14 @@ class Settings(BaseSettings):
     # MariaDB/MySQL's default wait_timeout (8 h) and the idle timeouts of common
     # proxies and firewalls; -1 disables it (not accepted for MariaDB/MySQL).
     pool_recycle: int = Field(default=1800, ge=-1)
-    # Off by default: a ping costs one extra round trip on every checkout. A connection
-    # that died is still caught: the failed request gets 503 and SQLAlchemy invalidates
-    # the whole pool, so the next requests get fresh connections.
+    # Off by default: a ping costs one extra round trip on every checkout. Instead, a
+    # connection is pinged only when it sat idle in the pool longer than
+    # pool_ping_after_idle seconds (0: never), so a busy pool pays nothing and a
+    # connection that outlived a database restart in a quiet spell is replaced before
+    # a request uses it. A connection that dies under load fails its request with 503,
+    # and SQLAlchemy then replaces every connection opened before it.
     pool_pre_ping: bool = False
+    pool_ping_after_idle: float = Field(default=1.0, ge=0, le=3600)
 
     # Worker processes sharing the database, each with its own pool: `catalog serve
     # --workers N` sets it; set it yourself when another process manager runs workers.

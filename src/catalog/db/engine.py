@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, StaticPool
 
 from catalog.config import Settings
-from catalog.db.pool import MeteredPool, instrument_pool
+from catalog.db.pool import MeteredPool, instrument_pool, ping_idle_connections
 
 __all__ = ["create_engine", "engine_options"]
 
@@ -150,4 +150,8 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
         dialect.insert_returning = dialect.update_returning = dialect.delete_returning = False
     if pooled:
         instrument_pool(engine.sync_engine.pool)
+        if not settings.pool_pre_ping and settings.pool_ping_after_idle > 0:
+            ping_idle_connections(
+                engine.sync_engine.pool, engine.dialect, settings.pool_ping_after_idle
+            )
     return engine

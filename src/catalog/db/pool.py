@@ -1,18 +1,25 @@
 """A pool that reports what it does: checkouts, waits, hold times, timeouts, connects."""
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, Field
-from sqlalchemy import event
+from sqlalchemy import Dialect, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, PoolProxiedConnection
 
 from catalog import metrics
 
-__all__ = ["MeteredPool", "PoolSnapshot", "instrument_pool", "pool_snapshot"]
+__all__ = [
+    "MeteredPool",
+    "PoolSnapshot",
+    "instrument_pool",
+    "ping_idle_connections",
+    "pool_snapshot",
+]
 
 _CHECKOUT_KEY = "catalog.checked_out_at"
+_CHECKIN_KEY = "catalog.checked_in_at"
 
 
 class MeteredPool(AsyncAdaptedQueuePool):
@@ -72,6 +79,28 @@ def _update_gauges(pool: Pool) -> None:
         metrics.POOL_OVERFLOW.set(max(pool.overflow(), 0))
 
 
+def ping_idle_connections(pool: Pool, dialect: Dialect, after_seconds: float) -> None:
+    """Ping a connection on checkout if it sat idle in the pool longer than `after_seconds`.
+
+    A busy pool pays nothing (its connections never sit that long); a connection that
+    outlived a database restart during a quiet spell is found dead here and replaced,
+    instead of failing the request that would have used it.
+    """
+
+    @event.listens_for(pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        checked_in = record.info.get(_CHECKIN_KEY)
+        if checked_in is None or time.monotonic() - checked_in < after_seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            if dialect.is_disconnect(cast(Any, error), dbapi_connection, None):
+                # The pool closes this connection and checks out another (3 tries).
+                raise sa_exc.DisconnectionError(str(error)) from error
+            raise
+
+
 def instrument_pool(pool: Pool) -> None:
     """Feed the pool's events to the metrics (dispose() keeps them on the new pool)."""
     _update_gauges(pool)
@@ -89,6 +118,7 @@ def instrument_pool(pool: Pool) -> None:
 
     @event.listens_for(pool, "checkin")
     def _checked_in(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKIN_KEY] = time.monotonic()
         checked_out = record.info.pop(_CHECKOUT_KEY, None)
         if checked_out is not None:
             started, route = checked_out
