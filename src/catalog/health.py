@@ -33,15 +33,35 @@ async def _round_trip(engine: AsyncEngine) -> None:
         await connection.execute(text("SELECT 1"))
 
 
+# Probes given up on, still cleaning up (closing a connection to a hung server can
+# take seconds); kept referenced so they finish in the background.
+_abandoned_probes: set[asyncio.Task[None]] = set()
+
+
+def _forget(task: asyncio.Task[None]) -> None:
+    _abandoned_probes.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" warning
+
+
 @router.get("/ready", responses=problem_responses(503))
 async def ready(engine: EngineDep, settings: SettingsDep) -> HealthStatus:
     """The database answers a round trip within `CATALOG_READY_TIMEOUT` seconds; 503 if not."""
-    try:
-        await asyncio.wait_for(_round_trip(engine), timeout=settings.ready_timeout)
-    except Exception as exc:
+    probe = asyncio.create_task(_round_trip(engine))
+    done, _ = await asyncio.wait({probe}, timeout=settings.ready_timeout)
+    if not done:
+        # Answer now: asyncio.wait_for would also wait for the cancelled probe to clean
+        # up, and closing a connection to a hung server can take seconds more.
+        probe.cancel()
+        _abandoned_probes.add(probe)
+        probe.add_done_callback(_forget)
         raise ServiceUnavailableError(
-            f"The database did not answer within {settings.ready_timeout} s: {type(exc).__name__}"
-        ) from exc
+            f"The database did not answer within {settings.ready_timeout} s."
+        )
+    if (error := probe.exception()) is not None:
+        raise ServiceUnavailableError(
+            f"The database cannot be reached: {type(error).__name__}."
+        ) from error
     return HealthStatus()
 
 

@@ -1,0 +1,214 @@
+"""The database goes away (crash, restart, freeze, a killed connection): requests get 503
+quickly, nothing hangs, and the service recovers by itself."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from catalog.config import Settings
+from catalog.db.engine import create_engine
+from catalog.db.migrations import upgrade
+from catalog.main import create_app
+from tests.conftest import TEST_APPLICATION_NAME, Backend
+from tests.helpers import assert_problem, only_on, product_payload
+from tests.throwaway import ThrowawayMariaDB, ThrowawayPostgres
+
+# Slack for a loaded 2-core machine: far below anything that would count as a hang.
+MARGIN = 2.0
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(Settings(database_url=url), pooled=False)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[ThrowawayPostgres | ThrowawayMariaDB]:
+    """A database server of this test's own, migrated."""
+    kind = ThrowawayPostgres if request.param == "postgresql" else ThrowawayMariaDB
+    instance = kind(tmp_path / request.param)
+    instance.start()
+    try:
+        asyncio.run(_migrate(instance.url))
+        yield instance
+    finally:
+        instance.stop()
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    app = create_app(settings)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://catalog.test", timeout=60
+        ) as client:
+            yield app, client
+
+
+def outage_settings(url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": url,
+        "connect_timeout": 1,
+        "ready_timeout": 1,
+        "pool_timeout": 2,
+        "application_name": TEST_APPLICATION_NAME,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def timed(request: object) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = await request  # type: ignore[misc]
+    return response, time.monotonic() - started
+
+
+async def test_a_crashed_database_is_503_fast_and_the_service_recovers_when_it_returns(
+    server: ThrowawayPostgres | ThrowawayMariaDB,
+) -> None:
+    async with serving(outage_settings(server.url)) as (app, client):
+        created = await client.post("/products", json=product_payload("SURVIVOR"))
+        assert created.status_code == 201
+        product_url = f"/products/{created.json()['id']}"
+
+        server.crash()
+        for _ in range(3):
+            response, took = await timed(client.get(product_url))
+            body = assert_problem(response, 503)
+            assert response.headers["retry-after"] == "1"
+            assert "database" in body["detail"]
+            assert took < 1 + MARGIN  # bounded by the connect timeout
+        response, took = await timed(client.get("/health/ready"))
+        assert_problem(response, 503)
+        assert took < 1 + MARGIN
+        assert (await client.get("/health/live")).status_code == 200
+
+        server.start()
+        # No restart of the service: the next requests open fresh connections.
+        assert (await client.get(product_url)).status_code == 200
+        assert (await client.get("/health/ready")).status_code == 200
+        assert app.state.engine.pool.checkedout() == 0
+
+
+async def test_after_a_quiet_restart_no_request_fails(
+    server: ThrowawayPostgres | ThrowawayMariaDB,
+) -> None:
+    # Nothing touches the pool while the database restarts, so its connections are
+    # all dead; the idle ping replaces them before the first request can use them.
+    async with serving(outage_settings(server.url, pool_size=3)) as (app, client):
+        await asyncio.gather(*(client.get("/products") for _ in range(6)))
+        assert app.state.engine.pool.checkedin() >= 1
+        server.crash()
+        server.start()
+        await asyncio.sleep(1.1)  # pooled connections now count as idle
+        responses = await asyncio.gather(*(client.get("/products") for _ in range(6)))
+        assert [response.status_code for response in responses] == [200] * 6
+
+
+async def test_a_frozen_database_costs_bounded_waits_not_hangs(
+    server: ThrowawayPostgres | ThrowawayMariaDB,
+) -> None:
+    # statement_timeout 1 s: the client gives up on a silent server after 1 + 5 s.
+    settings = outage_settings(server.url, statement_timeout=1)
+    client_bound = 1 + 5
+    async with serving(settings) as (app, client):
+        created = await client.post("/products", json=product_payload("FROZEN"))
+        product_url = f"/products/{created.json()['id']}"
+
+        server.freeze()
+        try:
+            response, took = await timed(client.get("/health/ready"))
+            assert_problem(response, 503)
+            assert took < 1 + MARGIN
+            results = await asyncio.gather(
+                *(timed(client.get(product_url)) for _ in range(3)),
+                timed(client.post("/products", json=product_payload("NEVER"))),
+            )
+            for response, took in results:
+                assert_problem(response, 503)
+                assert took < client_bound + MARGIN
+        finally:
+            server.thaw()
+
+        for _ in range(20):  # connections that timed out are replaced
+            if (await client.get(product_url)).status_code == 200:
+                break
+            await asyncio.sleep(0.25)
+        assert (await client.get(product_url)).status_code == 200
+        listing = (await client.get("/products")).json()
+        assert [item["sku"] for item in listing["items"]] == ["FROZEN"]
+        assert app.state.engine.pool.checkedout() == 0
+
+
+@only_on("postgresql", "mariadb")
+async def test_a_connection_killed_mid_transaction_is_a_503_and_the_pool_stays_healthy(
+    backend: Backend, app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    outsider = create_engine(backend.settings(), pooled=False)
+    try:
+        async with outsider.connect() as admin, outsider.connect() as lock:
+            if backend.name == "postgresql":
+                await lock.execute(text("LOCK TABLE products IN EXCLUSIVE MODE"))
+            else:
+                await lock.execute(text("LOCK TABLES products WRITE"))
+            blocked = asyncio.create_task(
+                client.post("/products", json=product_payload("KILLED"))
+            )
+            victim = await _wait_for_blocked_session(admin, backend)
+            if backend.name == "postgresql":
+                await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": victim})
+            else:
+                await admin.execute(text(f"KILL {int(victim)}"))
+            response = await asyncio.wait_for(blocked, 10)
+            if backend.name == "mariadb":
+                await lock.execute(text("UNLOCK TABLES"))
+            await lock.rollback()
+    finally:
+        await outsider.dispose()
+
+    assert_problem(response, 503)
+    assert app.state.engine.pool.checkedout() == 0
+    results = await asyncio.gather(
+        *(client.post("/products", json=product_payload(f"AFTER-{n}")) for n in range(5))
+    )
+    assert [result.status_code for result in results] == [201] * 5
+    skus = {item["sku"] for item in (await client.get("/products")).json()["items"]}
+    assert "KILLED" not in skus
+
+
+async def _wait_for_blocked_session(admin: object, backend: Backend) -> int:
+    if backend.name == "postgresql":
+        query = text(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = :name "
+            "AND wait_event_type = 'Lock'"
+        ).bindparams(name=TEST_APPLICATION_NAME)
+    else:
+        query = text(
+            "SELECT id FROM information_schema.processlist "
+            "WHERE state LIKE 'Waiting for table%' AND info LIKE 'INSERT INTO products%'"
+        )
+    for _ in range(200):
+        found = (await admin.execute(query)).scalar()  # type: ignore[attr-defined]
+        if found is not None:
+            return int(found)
+        await asyncio.sleep(0.02)
+    pytest.fail("the request never blocked on the lock")
