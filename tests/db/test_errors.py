@@ -1,5 +1,6 @@
 """Constraint violations are recognised on every dialect, from the real errors."""
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -8,7 +9,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.base import utcnow
-from catalog.db.errors import ConstraintKind, ConstraintViolation, constraint_violation
+from catalog.db.errors import (
+    ConstraintKind,
+    ConstraintViolation,
+    constraint_violation,
+    is_unavailable,
+)
 from catalog.db.session import SessionDep
 from catalog.products.models import Product
 from tests.helpers import assert_problem
@@ -69,3 +75,12 @@ async def test_a_violation_that_escapes_the_services_is_a_409_problem(
 
     body = assert_problem(await client.post("/test-only/negative-stock"), 409)
     assert "check constraint" in body["detail"]
+
+
+def test_a_postgresql_server_shutting_down_is_unavailable_not_a_bug() -> None:
+    # Seen under load while PostgreSQL restarted: a plain DBAPIError, SQLSTATE 57P03.
+    cause = asyncpg.exceptions.CannotConnectNowError("the database system is shutting down")
+    wrapped = DBAPIError("SELECT 1", {}, Exception(str(cause)))
+    wrapped.orig.__cause__ = cause  # type: ignore[union-attr]
+    assert is_unavailable(wrapped)
+    assert not is_unavailable(DBAPIError("SELECT 1", {}, Exception("syntax error")))

@@ -170,9 +170,7 @@ async def test_a_connection_killed_mid_transaction_is_a_503_and_the_pool_stays_h
                 await lock.execute(text("LOCK TABLE products IN EXCLUSIVE MODE"))
             else:
                 await lock.execute(text("LOCK TABLES products WRITE"))
-            blocked = asyncio.create_task(
-                client.post("/products", json=product_payload("KILLED"))
-            )
+            blocked = asyncio.create_task(client.post("/products", json=product_payload("KILLED")))
             victim = await _wait_for_blocked_session(admin, backend)
             if backend.name == "postgresql":
                 await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": victim})

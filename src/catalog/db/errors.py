@@ -76,7 +76,7 @@ def constraint_violation(error: sa_exc.DBAPIError, dialect_name: str) -> Constra
     message = str(orig)
     if dialect_name == "postgresql":
         cause = getattr(orig, "__cause__", None)  # asyncpg's own exception
-        sqlstate = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+        sqlstate = _sqlstate(error)
         name = getattr(cause, "constraint_name", None) or getattr(orig, "constraint_name", None)
         if name is None and (diag := getattr(orig, "diag", None)) is not None:  # psycopg
             name = diag.constraint_name
@@ -115,11 +115,33 @@ def _guess(message: str) -> ConstraintKind:
     return ConstraintKind.OTHER
 
 
+# PostgreSQL SQLSTATEs (and classes) that mean "not now": connection exceptions (08),
+# insufficient resources (53, e.g. too many connections), the server shutting down,
+# starting up or cancelling a statement on timeout (57P01-57P03, 57014), and
+# serialization failures and deadlocks (40001, 40P01), which a retry resolves.
+_PG_UNAVAILABLE = ("08", "53", "57P01", "57P02", "57P03", "57014", "40001", "40P01")
+# MariaDB/MySQL: can't connect (2002, 2003), server gone or connection lost (2006,
+# 2013), too many connections (1040), shutdown in progress (1053), lock wait timeout
+# (1205), deadlock (1213), connection killed (1927), statement timeout (1969, 3024),
+# idle transaction timeout (4031).
+_MYSQL_UNAVAILABLE = {2002, 2003, 2006, 2013, 1040, 1053, 1205, 1213, 1927, 1969, 3024, 4031}
+
+
+def _sqlstate(error: sa_exc.DBAPIError) -> str | None:
+    orig = error.orig
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        sqlstate = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(sqlstate, str):
+            return sqlstate
+    return None
+
+
 def is_unavailable(error: BaseException) -> bool:
     """True when `error` means the database cannot serve now, and a retry later may work.
 
-    Pool exhaustion, a connection lost or refused, a connect timeout, SQLite's lock
-    wait running out: answered 503 with Retry-After rather than 500.
+    Pool exhaustion, a connection lost or refused, a server shutting down or
+    restarting, a connect or statement timeout, SQLite's lock wait running out, a
+    deadlock: answered 503 with Retry-After rather than 500.
     """
     if isinstance(error, sa_exc.TimeoutError):  # no connection free within pool_timeout
         return True
@@ -128,4 +150,8 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
             return True
+        if (sqlstate := _sqlstate(error)) is not None:
+            return sqlstate.startswith(_PG_UNAVAILABLE)
+        args: tuple[object, ...] = getattr(error.orig, "args", None) or ()
+        return bool(args) and args[0] in _MYSQL_UNAVAILABLE
     return isinstance(error, OSError | TimeoutError)
