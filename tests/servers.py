@@ -21,6 +21,7 @@ def free_port() -> int:
 
 @dataclass
 class Server:
+    port: int
     base_url: str
     process: subprocess.Popen[bytes]
     log: Path
@@ -43,7 +44,7 @@ def catalog_server(
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    server = Server(f"http://127.0.0.1:{port}", process, log)
+    server = Server(port, f"http://127.0.0.1:{port}", process, log)
     try:
         deadline = time.monotonic() + ready_within
         while True:

@@ -1,9 +1,11 @@
 """An exhausted pool fails fast and clean; cancelled requests give their connection back."""
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -14,6 +16,7 @@ from catalog.db.engine import create_engine
 from catalog.main import create_app
 from tests.conftest import Backend
 from tests.helpers import assert_problem, product_payload
+from tests.servers import catalog_server
 
 POOL_TIMEOUT = 1.0
 # Enough for the scheduling of a loaded 2-core machine; a hang would take far longer.
@@ -120,3 +123,44 @@ async def test_a_cancelled_request_returns_its_connection(backend: Backend) -> N
         assert (await client.post("/products", json=product_payload("AFTER"))).status_code == 201
         skus = {item["sku"] for item in (await client.get("/products")).json()["items"]}
         assert skus == {"AFTER"}
+
+
+async def test_clients_that_hang_up_mid_request_leak_nothing(
+    backend: Backend, tmp_path: Path
+) -> None:
+    env = {
+        "CATALOG_DATABASE_URL": backend.url,
+        "CATALOG_POOL_SIZE": "2",
+        "CATALOG_MAX_OVERFLOW": "0",
+        "CATALOG_SQLITE_BUSY_TIMEOUT": "30",
+    }
+    with catalog_server(env, tmp_path / "server.log") as server:
+        async with products_locked(backend):
+            # Raw sockets that send a request, wait until it is inside the database,
+            # then hang up without reading the answer.
+            writers = []
+            for n in range(4):
+                _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                body = json.dumps(product_payload(f"GONE-{n}")).encode()
+                writer.write(
+                    b"POST /products HTTP/1.1\r\nHost: catalog\r\n"
+                    b"Content-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+                writers.append(writer)
+            await asyncio.sleep(0.5)
+            for writer in writers:
+                writer.transport.abort()
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            for _ in range(100):
+                state = (await client.get("/health/pool")).json()
+                if state["checked_out"] == 0 and state["waiting"] == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert state["checked_out"] == 0
+            assert state["waiting"] == 0
+            created = await client.post("/products", json=product_payload("STILL-SERVING"))
+            assert created.status_code == 201
+    assert "Traceback" not in server.output()
