@@ -1,9 +1,18 @@
 """Small helpers shared by the tests."""
 
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from catalog.db.engine import create_engine
+
+if TYPE_CHECKING:
+    from tests.conftest import Backend
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -40,3 +49,23 @@ def product_payload(sku: str = "SKU-1", **overrides: Any) -> dict[str, Any]:
     }
     payload.update(overrides)
     return payload
+
+
+@asynccontextmanager
+async def products_locked(backend: "Backend") -> AsyncIterator[AsyncConnection]:
+    """Lock the products table against writers from a connection outside the app."""
+    outsider = create_engine(backend.settings(), pooled=False)
+    try:
+        async with outsider.connect() as connection:
+            if backend.name == "postgresql":
+                await connection.execute(text("LOCK TABLE products IN EXCLUSIVE MODE"))
+            elif backend.name == "mariadb":
+                await connection.execute(text("LOCK TABLES products WRITE"))
+            else:
+                await connection.exec_driver_sql("BEGIN EXCLUSIVE")
+            yield connection
+            if backend.name == "mariadb":
+                await connection.execute(text("UNLOCK TABLES"))
+            await connection.rollback()
+    finally:
+        await outsider.dispose()

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from catalog.db.engine import create_engine
 from tests.conftest import Backend
-from tests.helpers import only_on, product_payload
+from tests.helpers import only_on, product_payload, products_locked
 from tests.servers import Server, catalog_server
 
 APP_NAME = "catalog-shutdown-test"
@@ -26,6 +26,14 @@ async def server_connections(backend: Backend) -> int:
         await probe.dispose()
 
 
+def _env(backend: Backend, *, grace_period: int) -> dict[str, str]:
+    return {
+        "CATALOG_DATABASE_URL": backend.url,
+        "CATALOG_APPLICATION_NAME": APP_NAME,
+        "CATALOG_SHUTDOWN_GRACE_PERIOD": str(grace_period),
+    }
+
+
 async def wait_for_exit(server: Server, within: float) -> int:
     for _ in range(int(within * 20)):
         if (code := server.process.poll()) is not None:
@@ -38,19 +46,12 @@ async def wait_for_exit(server: Server, within: float) -> int:
 async def test_sigterm_lets_in_flight_requests_finish_then_closes_every_connection(
     backend: Backend, tmp_path: Path
 ) -> None:
-    env = {
-        "CATALOG_DATABASE_URL": backend.url,
-        "CATALOG_APPLICATION_NAME": APP_NAME,
-        "CATALOG_SHUTDOWN_GRACE_PERIOD": "10",
-    }
-    outsider = create_engine(backend.settings(), pooled=False)
-    with catalog_server(env, tmp_path / "server.log") as server:
+    with catalog_server(_env(backend, grace_period=10), tmp_path / "server.log") as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
             for _ in range(5):  # warm the pool: several connections at the server
                 await asyncio.gather(*(client.get("/products") for _ in range(4)))
             assert await server_connections(backend) >= 1
-            async with outsider.connect() as lock:
-                await lock.execute(text("LOCK TABLE products IN EXCLUSIVE MODE"))
+            async with products_locked(backend):
                 in_flight = asyncio.create_task(
                     client.post("/products", json=product_payload("IN-FLIGHT"))
                 )
@@ -61,11 +62,9 @@ async def test_sigterm_lets_in_flight_requests_finish_then_closes_every_connecti
                     async with httpx.AsyncClient(base_url=server.base_url) as fresh:
                         await fresh.get("/health/live")
                 assert server.process.poll() is None  # still serving the POST
-                await lock.rollback()
             response = await in_flight
         assert response.status_code == 201
         await wait_for_exit(server, within=10)
-    await outsider.dispose()
     assert "Application shutdown complete" in server.output()
     assert await server_connections(backend) == 0
 
@@ -74,21 +73,14 @@ async def test_sigterm_lets_in_flight_requests_finish_then_closes_every_connecti
 async def test_requests_still_running_after_the_grace_period_are_cut_and_rolled_back(
     backend: Backend, tmp_path: Path
 ) -> None:
-    env = {
-        "CATALOG_DATABASE_URL": backend.url,
-        "CATALOG_APPLICATION_NAME": APP_NAME,
-        "CATALOG_SHUTDOWN_GRACE_PERIOD": "1",
-    }
     outsider = create_engine(backend.settings(), pooled=False)
-    with catalog_server(env, tmp_path / "server.log") as server:
+    with catalog_server(_env(backend, grace_period=1), tmp_path / "server.log") as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
-            async with outsider.connect() as lock:
-                await lock.execute(text("LOCK TABLE products IN EXCLUSIVE MODE"))
+            async with products_locked(backend):
                 stuck = asyncio.create_task(client.post("/products", json=product_payload("CUT")))
                 await asyncio.sleep(0.5)
                 server.process.send_signal(signal.SIGTERM)
                 await wait_for_exit(server, within=8)
-                await lock.rollback()
             with pytest.raises(httpx.HTTPError):
                 await stuck
         async with outsider.connect() as connection:

@@ -10,37 +10,16 @@ from pathlib import Path
 import httpx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from catalog.db.engine import create_engine
 from catalog.main import create_app
 from tests.conftest import Backend
-from tests.helpers import assert_problem, product_payload
+from tests.helpers import assert_problem, product_payload, products_locked
 from tests.servers import catalog_server
 
 POOL_TIMEOUT = 1.0
 # Enough for the scheduling of a loaded 2-core machine; a hang would take far longer.
 MARGIN = 1.5
-
-
-@asynccontextmanager
-async def products_locked(backend: Backend) -> AsyncIterator[AsyncConnection]:
-    """Lock the products table against writers from a connection outside the app."""
-    outsider = create_engine(backend.settings(), pooled=False)
-    try:
-        async with outsider.connect() as connection:
-            if backend.name == "postgresql":
-                await connection.execute(text("LOCK TABLE products IN EXCLUSIVE MODE"))
-            elif backend.name == "mariadb":
-                await connection.execute(text("LOCK TABLES products WRITE"))
-            else:
-                await connection.exec_driver_sql("BEGIN EXCLUSIVE")
-            yield connection
-            if backend.name == "mariadb":
-                await connection.execute(text("UNLOCK TABLES"))
-            await connection.rollback()
-    finally:
-        await outsider.dispose()
 
 
 @asynccontextmanager
