@@ -53,6 +53,8 @@ async def test_requests_are_counted_by_route_template_and_status(client: httpx.A
     assert sample(after, name, **ok) - sample(before, name, **ok) == 3
     assert sample(after, name, **missing) - sample(before, name, **missing) == 1
     assert f'route="/products/{product["id"]}"' not in after  # never the raw path
+    latency = "catalog_http_request_duration_seconds_count"
+    assert sample(after, latency, **missing) - sample(before, latency, **missing) == 1
 
 
 async def test_connection_hold_time_is_recorded_per_route(client: httpx.AsyncClient) -> None:

@@ -87,7 +87,7 @@ REQUESTS = Counter("catalog_http_requests", "HTTP requests answered", ["method",
 REQUEST_DURATION = Histogram(
     "catalog_http_request_duration_seconds",
     "Time to answer an HTTP request, to the last byte",
-    ["method", "route"],
+    ["method", "route", "status"],
     buckets=_DURATION_BUCKETS,
 )
 
@@ -133,7 +133,9 @@ class RequestMetricsMiddleware:
             _current_scope.reset(token)
             route = _route_of(scope)
             REQUESTS.labels(scope["method"], route, str(status)).inc()
-            REQUEST_DURATION.labels(scope["method"], route).observe(time.perf_counter() - started)
+            REQUEST_DURATION.labels(scope["method"], route, str(status)).observe(
+                time.perf_counter() - started
+            )
 
 
 def multiprocess_dir() -> str | None:
