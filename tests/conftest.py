@@ -23,7 +23,7 @@ from catalog.db.engine import create_engine
 from catalog.db.migrations import upgrade
 from catalog.main import create_app
 from catalog.models import Base
-from tests.helpers import backend_params
+from tests.helpers import backend_params, bearer, create_user
 
 SERVER_URLS = {
     "postgresql": os.environ.get(
@@ -155,8 +155,19 @@ def engine(app: FastAPI) -> AsyncEngine:
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Real HTTP requests through the ASGI app, which owns a real pool."""
+async def admin_id(app: FastAPI) -> int:
+    """An admin account in the clean database."""
+    return await create_user(app.state.engine, "admin@example.com", admin=True)
+
+
+@pytest.fixture
+async def client(app: FastAPI, admin_id: int) -> AsyncIterator[httpx.AsyncClient]:
+    """Real HTTP requests through the ASGI app, which owns a real pool; signed in as an
+    admin (send other headers per request to be someone else, or no one)."""
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://catalog.test") as http:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://catalog.test",
+        headers=bearer(admin_id, app.state.settings),
+    ) as http:
         yield http

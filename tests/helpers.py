@@ -1,15 +1,19 @@
 """Small helpers shared by the tests."""
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from catalog.config import Settings
+from catalog.db.base import utcnow
 from catalog.db.engine import create_engine
+from catalog.users.security import create_access_token
 
 if TYPE_CHECKING:
     from tests.conftest import Backend
@@ -69,3 +73,41 @@ async def products_locked(backend: "Backend") -> AsyncIterator[AsyncConnection]:
             await connection.rollback()
     finally:
         await outsider.dispose()
+
+
+# Any string serves: users made here never sign in with a password.
+UNUSABLE_PASSWORD_HASH = "$argon2id$v=19$m=65536,t=3,p=4$unusable$unusable"
+
+
+async def create_user(engine: AsyncEngine, email: str, *, admin: bool = False) -> int:
+    """Insert a user directly (no argon2 cost) and return its id."""
+    from catalog.users.models import Role, User
+
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            insert(User).values(
+                email=email,
+                password_hash=UNUSABLE_PASSWORD_HASH,
+                role=(Role.ADMIN if admin else Role.CUSTOMER).value,
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def bearer(user_id: int, settings: Settings) -> dict[str, str]:
+    """An Authorization header with a fresh access token for `user_id`."""
+    token, _ = create_access_token(user_id, settings)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def admin_headers(url: str) -> dict[str, str]:
+    """A new admin in the database at `url`, and its Authorization header (for servers
+    running with the default development secret)."""
+    engine = create_engine(Settings(database_url=url), pooled=False)
+    try:
+        admin = await create_user(engine, f"admin-{uuid.uuid4().hex}@example.com", admin=True)
+    finally:
+        await engine.dispose()
+    return bearer(admin, Settings(database_url=url))

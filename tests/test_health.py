@@ -9,7 +9,7 @@ from asgi_lifespan import LifespanManager
 
 from catalog.main import create_app
 from tests.conftest import Backend
-from tests.helpers import assert_problem, only_on, product_payload
+from tests.helpers import admin_headers, assert_problem, only_on, product_payload
 from tests.tcp_proxy import TcpProxy
 
 
@@ -51,7 +51,11 @@ async def test_database_outage_is_503_and_the_service_recovers_by_itself(
     app = create_app(settings)
     async with LifespanManager(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://catalog.test") as client:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://catalog.test",
+            headers=await admin_headers(backend.url),
+        ) as client:
             assert (await client.get("/health/ready")).status_code == 200
             created = await client.post("/products", json=product_payload("OUTAGE-1"))
             product_url = f"/products/{created.json()['id']}"

@@ -1,6 +1,7 @@
 """Property-based run over the OpenAPI schema against a real server: no 5xx, responses
 match the schema. On SQLite and PostgreSQL."""
 
+import asyncio
 import os
 from collections.abc import Iterator
 
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 
 from catalog.main import create_app
 from tests.conftest import TEST_APPLICATION_NAME, migrated_backend
-from tests.helpers import backend_params
+from tests.helpers import admin_headers, backend_params
 from tests.servers import catalog_server
 
 MAX_EXAMPLES = int(os.environ.get("CATALOG_SCHEMATHESIS_EXAMPLES", "60"))
@@ -19,13 +20,14 @@ MAX_EXAMPLES = int(os.environ.get("CATALOG_SCHEMATHESIS_EXAMPLES", "60"))
 @pytest.fixture(scope="session", params=backend_params("sqlite", "postgresql"))
 def api_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A real uvicorn server on a migrated database; yields its base URL."""
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """A real uvicorn server on a migrated database; yields its base URL and an admin's
+    Authorization header."""
     backend = migrated_backend(request.param, tmp_path_factory)
     env = {"CATALOG_DATABASE_URL": backend.url, "CATALOG_APPLICATION_NAME": TEST_APPLICATION_NAME}
     log = tmp_path_factory.mktemp("server") / "server.log"
     with catalog_server(env, log) as server:
-        yield server.base_url
+        yield server.base_url, asyncio.run(admin_headers(backend.url))
     assert "Traceback" not in server.output(), server.output()
 
 
@@ -35,8 +37,11 @@ def _operations() -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(("method", "path"), _operations())
-def test_api_honours_its_schema(api_server: str, method: str, path: str) -> None:
-    operation = schemathesis.openapi.from_url(f"{api_server}/openapi.json")[path][method]
+def test_api_honours_its_schema(
+    api_server: tuple[str, dict[str, str]], method: str, path: str
+) -> None:
+    base_url, headers = api_server
+    operation = schemathesis.openapi.from_url(f"{base_url}/openapi.json")[path][method]
 
     @given(case=operation.as_strategy())
     @settings(
@@ -46,6 +51,6 @@ def test_api_honours_its_schema(api_server: str, method: str, path: str) -> None
         database=None,
     )
     def responses_conform(case: schemathesis.Case) -> None:
-        case.call_and_validate(base_url=api_server)
+        case.call_and_validate(base_url=base_url, headers=headers)
 
     responses_conform()

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from catalog.db.engine import create_engine
 from tests.conftest import Backend
-from tests.helpers import only_on, product_payload, products_locked
+from tests.helpers import admin_headers, only_on, product_payload, products_locked
 from tests.servers import Server, catalog_server
 
 APP_NAME = "catalog-shutdown-test"
@@ -47,7 +47,9 @@ async def test_sigterm_lets_in_flight_requests_finish_then_closes_every_connecti
     backend: Backend, tmp_path: Path
 ) -> None:
     with catalog_server(_env(backend, grace_period=10), tmp_path / "server.log") as server:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, timeout=30, headers=await admin_headers(backend.url)
+        ) as client:
             for _ in range(5):  # warm the pool: several connections at the server
                 await asyncio.gather(*(client.get("/products") for _ in range(4)))
             assert await server_connections(backend) >= 1
@@ -75,7 +77,9 @@ async def test_requests_still_running_after_the_grace_period_are_cut_and_rolled_
 ) -> None:
     outsider = create_engine(backend.settings(), pooled=False)
     with catalog_server(_env(backend, grace_period=1), tmp_path / "server.log") as server:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, timeout=30, headers=await admin_headers(backend.url)
+        ) as client:
             async with products_locked(backend):
                 stuck = asyncio.create_task(client.post("/products", json=product_payload("CUT")))
                 await asyncio.sleep(0.5)

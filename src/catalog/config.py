@@ -1,10 +1,10 @@
 """Settings, read from the environment with the `CATALOG_` prefix (and from `.env`)."""
 
 from functools import lru_cache
-from typing import Annotated, cast
+from typing import Annotated, Literal, Self, cast
 
 from fastapi import Depends, Request
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -51,6 +51,7 @@ def normalize_database_url(url: str) -> str:
 
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
+PLACEHOLDER_SECRET = "development-only-secret-do-not-use-in-production"  # noqa: S105
 
 
 class Settings(BaseSettings):
@@ -60,7 +61,17 @@ class Settings(BaseSettings):
         env_prefix="CATALOG_", env_file=".env", extra="ignore", frozen=True
     )
 
+    # "development" accepts the placeholder token secret below; anything else refuses it.
+    environment: Literal["development", "test", "production"] = "development"
+
     database_url: str = "sqlite+aiosqlite:///./catalog.db"
+
+    # HS256 key for access tokens: at least 32 bytes, from a secret store. The
+    # placeholder is accepted in development only, so a forgotten setting cannot
+    # reach production.
+    jwt_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # Seconds an access token stays valid.
+    access_token_ttl: int = Field(default=900, ge=60, le=86_400)
 
     # Measured with bench/pool_sizing.py (docs/benchmarks.md): one worker is bound by its
     # own CPU at 2-5 connections on every backend. Writes peaked at 5; pools of 10-20
@@ -130,6 +141,19 @@ class Settings(BaseSettings):
     @classmethod
     def _async_driver(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @model_validator(mode="after")
+    def _real_secret_outside_development(self) -> Self:
+        secret = self.jwt_secret.get_secret_value()
+        if self.environment != "development" and (
+            secret == PLACEHOLDER_SECRET or len(secret.encode()) < 32
+        ):
+            raise ValueError(
+                f"CATALOG_JWT_SECRET must be set to a random value of at least 32 bytes when "
+                f"CATALOG_ENVIRONMENT={self.environment} (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'`)"
+            )
+        return self
 
 
 @lru_cache

@@ -19,10 +19,13 @@ __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "CatalogError",
     "ConflictError",
+    "ForbiddenError",
     "NotFoundError",
     "PreconditionFailedError",
     "Problem",
     "ServiceUnavailableError",
+    "UnauthorizedError",
+    "ValidationError",
     "ValidationProblem",
     "install_error_handling",
     "problem_response",
@@ -40,10 +43,25 @@ class CatalogError(Exception):
     status_code: int = 500
     slug: str = "internal-error"
 
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers or {}
+        # Extension members of the problem (RFC 9457 section 3.2), e.g. which products.
+        self.extra = extra
+
+
+class UnauthorizedError(CatalogError):
+    status_code = 401
+    slug = "unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class ForbiddenError(CatalogError):
+    status_code = 403
+    slug = "forbidden"
 
 
 class NotFoundError(CatalogError):
@@ -54,6 +72,13 @@ class NotFoundError(CatalogError):
 class ConflictError(CatalogError):
     status_code = 409
     slug = "conflict"
+
+
+class ValidationError(CatalogError):
+    """Input that is well-formed but cannot be accepted (422)."""
+
+    status_code = 422
+    slug = "unprocessable"
 
 
 class PreconditionFailedError(CatalogError):
@@ -158,7 +183,9 @@ def _constraint_problem(exc: sa_exc.DBAPIError, request: Request) -> JSONRespons
 async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     """Turn any exception into a problem+json response: the one handler of the service."""
     if isinstance(exc, CatalogError):
-        return problem_response(exc.status_code, exc.slug, exc.detail, headers=exc.headers)
+        return problem_response(
+            exc.status_code, exc.slug, exc.detail, headers=exc.headers, **exc.extra
+        )
     if isinstance(exc, RequestValidationError):
         return problem_response(
             422,

@@ -14,7 +14,9 @@ from catalog.db.session import create_sessionmaker
 from catalog.db.startup import check_database
 from catalog.errors import install_error_handling, problem_responses
 from catalog.limits import BodySizeLimitMiddleware
+from catalog.orders.router import router as orders_router
 from catalog.products.router import router as products_router
+from catalog.users.router import router as users_router
 
 __all__ = ["create_app"]
 
@@ -56,4 +58,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(products_router)
+    app.include_router(users_router)
+    app.include_router(orders_router)
     return app

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.main import create_app
 from tests.conftest import Backend
-from tests.helpers import assert_problem, product_payload, products_locked
+from tests.helpers import admin_headers, assert_problem, product_payload, products_locked
 from tests.servers import catalog_server
 
 POOL_TIMEOUT = 1.0
@@ -35,7 +35,10 @@ async def small_app(backend: Backend, **overrides: object) -> AsyncIterator[http
             await connection.execute(text("DELETE FROM products"))
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://catalog.test", timeout=60
+            transport=transport,
+            base_url="http://catalog.test",
+            timeout=60,
+            headers=await admin_headers(backend.url),
         ) as client:
             client.app_engine = engine  # type: ignore[attr-defined]
             yield client
@@ -113,6 +116,7 @@ async def test_clients_that_hang_up_mid_request_leak_nothing(
         "CATALOG_MAX_OVERFLOW": "0",
         "CATALOG_SQLITE_BUSY_TIMEOUT": "30",
     }
+    headers = await admin_headers(backend.url)
     with catalog_server(env, tmp_path / "server.log") as server:
         async with products_locked(backend):
             # Raw sockets that send a request, wait until it is inside the database,
@@ -124,6 +128,7 @@ async def test_clients_that_hang_up_mid_request_leak_nothing(
                 writer.write(
                     b"POST /products HTTP/1.1\r\nHost: catalog\r\n"
                     b"Content-Type: application/json\r\n"
+                    + f"Authorization: {headers['Authorization']}\r\n".encode()
                     + f"Content-Length: {len(body)}\r\n\r\n".encode()
                     + body
                 )
@@ -132,7 +137,9 @@ async def test_clients_that_hang_up_mid_request_leak_nothing(
             await asyncio.sleep(0.5)
             for writer in writers:
                 writer.transport.abort()
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, timeout=30, headers=headers
+        ) as client:
             for _ in range(100):
                 state = (await client.get("/health/pool")).json()
                 if state["checked_out"] == 0 and state["waiting"] == 0:

@@ -18,7 +18,7 @@ from catalog.db.engine import create_engine
 from catalog.db.migrations import upgrade
 from catalog.main import create_app
 from tests.conftest import TEST_APPLICATION_NAME, Backend
-from tests.helpers import assert_problem, only_on, product_payload
+from tests.helpers import admin_headers, assert_problem, only_on, product_payload
 from tests.throwaway import ThrowawayMariaDB, ThrowawayPostgres
 
 # Slack for a loaded 2-core machine: far below anything that would count as a hang.
@@ -59,7 +59,10 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
     async with LifespanManager(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://catalog.test", timeout=60
+            transport=transport,
+            base_url="http://catalog.test",
+            timeout=60,
+            headers=await admin_headers(settings.database_url),
         ) as client:
             yield app, client
 

@@ -38,7 +38,13 @@ async def test_routes_without_database_borrow_no_connection(
     for path in ("/health/live", "/health/pool", "/metrics", "/openapi.json", "/docs", "/nope"):
         response = await client.get(path)
         assert response.status_code < 500
-    assert_problem(await client.post("/products", json={"sku": ""}), 422)
+    # Checking a bearer token needs no database: an unauthenticated write is refused
+    # without a connection.
+    anonymous = {"Authorization": ""}
+    assert_problem(await client.post("/products", json={"sku": ""}, headers=anonymous), 401)
+    assert_problem(
+        await client.post("/products", json={}, headers={"Authorization": "Bearer x.y.z"}), 401
+    )
     assert checkouts == []
 
 

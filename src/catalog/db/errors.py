@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import exc as sa_exc
 
-__all__ = ["ConstraintKind", "ConstraintViolation", "constraint_violation", "is_unavailable"]
+__all__ = [
+    "ConstraintKind",
+    "ConstraintViolation",
+    "constraint_violation",
+    "is_retryable",
+    "is_unavailable",
+]
 
 
 class ConstraintKind(enum.StrEnum):
@@ -155,3 +161,18 @@ def is_unavailable(error: BaseException) -> bool:
         args: tuple[object, ...] = getattr(error.orig, "args", None) or ()
         return bool(args) and args[0] in _MYSQL_UNAVAILABLE
     return isinstance(error, OSError | TimeoutError)
+
+
+_PG_RETRYABLE = ("40001", "40P01")  # serialization failure, deadlock
+_MYSQL_RETRYABLE = {1213, 1205}  # deadlock, lock wait timeout
+
+
+def is_retryable(error: BaseException) -> bool:
+    """True for a transaction the database aborted to break a deadlock or keep
+    transactions serializable: running it again from the start is safe and usually works."""
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    if (sqlstate := _sqlstate(error)) is not None:
+        return sqlstate in _PG_RETRYABLE
+    args: tuple[object, ...] = getattr(error.orig, "args", None) or ()
+    return bool(args) and args[0] in _MYSQL_RETRYABLE

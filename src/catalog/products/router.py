@@ -11,6 +11,7 @@ from catalog.errors import problem_responses
 from catalog.products import export as product_export
 from catalog.products import service as product_service
 from catalog.products.schemas import ProductCreate, ProductPage, ProductRead, ProductUpdate
+from catalog.users.dependencies import AdminUser
 
 __all__ = ["router"]
 
@@ -76,11 +77,15 @@ async def export_products(
                 "ETag": {"schema": {"type": "string"}},
             }
         },
-        **problem_responses(409, 413, 422),
+        **problem_responses(401, 403, 409, 413, 422),
     },
 )
 async def create_product(
-    data: ProductCreate, session: SessionDep, request: Request, response: Response
+    data: ProductCreate,
+    _admin: AdminUser,
+    session: SessionDep,
+    request: Request,
+    response: Response,
 ) -> ProductRead:
     """Add a product; 409 if its SKU is taken."""
     product = await product_service.create(session=session, data=data)
@@ -99,10 +104,11 @@ async def get_product(
     return ProductRead.model_validate(product)
 
 
-@router.patch("/{product_id}", responses=problem_responses(404, 409, 412, 413, 422))
+@router.patch("/{product_id}", responses=problem_responses(401, 403, 404, 409, 412, 413, 422))
 async def update_product(
     product_id: ProductId,
     data: ProductUpdate,
+    _admin: AdminUser,
     session: SessionDep,
     response: Response,
     if_match: IfMatch = None,
@@ -119,10 +125,10 @@ async def update_product(
     "/{product_id}",
     status_code=204,
     response_class=Response,
-    responses=problem_responses(404, 409, 412, 422),
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
 )
 async def delete_product(
-    product_id: ProductId, session: SessionDep, if_match: IfMatch = None
+    product_id: ProductId, _admin: AdminUser, session: SessionDep, if_match: IfMatch = None
 ) -> None:
     """Remove a product."""
     await product_service.delete(session=session, product_id=product_id, if_match=if_match)

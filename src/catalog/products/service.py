@@ -99,5 +99,15 @@ async def update(
 async def delete(*, session: AsyncSession, product_id: int, if_match: str | None) -> None:
     """Delete a product; with If-Match, only at the version it names (else 412)."""
     versions = _if_match_versions(if_match)
-    if not await repository.delete_if_version(session, product_id, versions=versions):
+    try:
+        deleted = await repository.delete_if_version(session, product_id, versions=versions)
+    except IntegrityError as error:
+        violation = constraint_violation(error, session.get_bind().dialect.name)
+        if violation is not None and violation.kind is ConstraintKind.FOREIGN_KEY:
+            raise ConflictError(
+                f"Product {product_id} has been ordered, so it cannot be deleted; "
+                "set its stock to 0 instead."
+            ) from error
+        raise
+    if not deleted:
         raise await _precondition_failed(session, product_id)

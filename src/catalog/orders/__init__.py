@@ -1,0 +1,1 @@
+"""Orders: stock taken and given back in one transaction, never oversold, never doubled."""

@@ -1,0 +1,47 @@
+"""HTTP routes of users and tokens."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
+
+from catalog.config import SettingsDep
+from catalog.db.session import SessionDep
+from catalog.errors import problem_responses
+from catalog.users import service as user_service
+from catalog.users.dependencies import CurrentUser
+from catalog.users.schemas import Token, UserCreate, UserRead
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["users"])
+
+
+@router.post("/users", status_code=201, responses=problem_responses(409, 413, 422))
+async def create_user(
+    data: UserCreate, session: SessionDep, request: Request, response: Response
+) -> UserRead:
+    """Sign up as a customer; 409 if the email is taken. The password is never returned."""
+    user = await user_service.create(session=session, data=data)
+    response.headers["Location"] = str(request.url_for("read_me"))
+    return UserRead.model_validate(user)
+
+
+@router.post("/auth/token", responses=problem_responses(401, 422))
+async def issue_token(
+    username: Annotated[str, Form(min_length=1, max_length=254, description="The email")],
+    password: Annotated[str, Form(min_length=1, max_length=1024)],
+    session: SessionDep,
+    settings: SettingsDep,
+    grant_type: Annotated[str, Form(pattern="^password$")] = "password",
+) -> Token:
+    """OAuth2 password flow (form-encoded): `username` is the email. 401 for wrong
+    credentials, as slow for an unknown email as for a wrong password."""
+    return await user_service.authenticate(
+        session=session, email=username, password=password, settings=settings
+    )
+
+
+@router.get("/users/me", responses=problem_responses(401))
+async def read_me(user: CurrentUser) -> UserRead:
+    """The account of the bearer token."""
+    return UserRead.model_validate(user)

@@ -1,0 +1,64 @@
+"""What the users and token API accepts and returns."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+
+from catalog.users.models import Role
+
+__all__ = ["MAX_PASSWORD_LENGTH", "Password", "Token", "UserCreate", "UserRead"]
+
+# argon2 takes any length, but hashing megabytes per request would be a cheap denial of
+# service: 8 to 128 characters.
+MAX_PASSWORD_LENGTH = 128
+Password = Annotated[str, Field(min_length=8, max_length=MAX_PASSWORD_LENGTH)]
+
+
+def _email(value: str) -> str:
+    # Syntax, and no reserved names that can never receive mail (.test, .invalid,
+    # localhost): stricter than JSON Schema's "email" format, on purpose. Whether a real
+    # domain receives mail is not checked (no DNS lookups on sign-up).
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise ValueError(f"not a valid email address: {error}") from None
+    return checked.normalized.lower()
+
+
+Email = Annotated[
+    str,
+    Field(max_length=254),
+    AfterValidator(_email),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "email",
+            "maxLength": 254,
+            "description": "Reserved domains (.test, .invalid, localhost...) are refused",
+        }
+    ),
+]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    password: Password
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    role: Role
+    created_at: datetime
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type
+    expires_in: int = Field(description="Seconds until the token expires")
