@@ -88,3 +88,23 @@ def test_serve_refuses_an_unmigrated_database(sqlite_url: str) -> None:
     )
     assert result.returncode != 0
     assert "catalog db upgrade" in result.stdout + result.stderr
+
+
+def test_user_create_reads_the_password_from_stdin(sqlite_url: str) -> None:
+    run("db", "upgrade")
+
+    result = CliRunner().invoke(
+        app, ["user", "create", "Root@Example.com", "--admin"], input="a long password\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "created admin root@example.com" in result.output
+
+    again = CliRunner().invoke(
+        app, ["user", "create", "root@example.com"], input="another password\n"
+    )
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+
+    short = CliRunner().invoke(app, ["user", "create", "x@example.com"], input="short\n")
+    assert short.exit_code == 2
+    assert "password" in short.output

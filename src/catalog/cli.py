@@ -4,12 +4,14 @@ import asyncio
 import contextlib
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -25,8 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from catalog.config import get_settings
 from catalog.db.engine import create_engine
 from catalog.db.migrations import SchemaState, schema_state, upgrade
+from catalog.db.session import create_sessionmaker
 from catalog.db.startup import ServerFacts, connection_budget, server_facts
+from catalog.errors import ConflictError
 from catalog.products import seed as product_seed
+from catalog.users import service as user_service
+from catalog.users.models import Role
+from catalog.users.schemas import UserCreate
 
 __all__ = ["app"]
 
@@ -143,6 +150,47 @@ def db_current() -> None:
     else:
         console.print(state.problem())
         raise typer.Exit(1)
+
+
+user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    # Piped: the first line of standard input (never a command-line argument, which
+    # would end up in the shell history and the process list).
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Argument(help="The new user's email (the sign-in name).")],
+    admin: Annotated[bool, typer.Option("--admin", help="May change the catalog.")] = False,
+) -> None:
+    """Create a user; the password is read from a prompt, or from standard input."""
+    try:
+        data = UserCreate(email=email, password=_read_password())
+    except ValidationError as error:
+        for problem in error.errors():
+            console.print(f"{problem['loc'][0]}: {problem['msg']}")
+        raise typer.Exit(2) from None
+
+    async def work(engine: AsyncEngine) -> int:
+        async with create_sessionmaker(engine)() as session:
+            user = await user_service.create(
+                session=session, data=data, role=Role.ADMIN if admin else Role.CUSTOMER
+            )
+            await session.commit()
+            return user.id
+
+    try:
+        user_id = _with_engine(work)
+    except ConflictError as error:
+        console.print(error.detail)
+        raise typer.Exit(1) from None
+    console.print(f"created {'admin' if admin else 'customer'} {data.email} (id {user_id})")
 
 
 @app.command()

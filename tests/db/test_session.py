@@ -132,7 +132,7 @@ async def test_an_exception_inside_a_route_is_a_500_problem_and_rolls_back(
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
-async def _idle_in_transaction(engine: AsyncEngine, backend: Backend) -> int:
+async def idle_in_transaction(engine: AsyncEngine, backend: Backend) -> int:
     """Sessions at the server (other than this probe's) holding a transaction while idle."""
     async with engine.connect() as connection:
         if backend.name == "postgresql":
@@ -162,7 +162,7 @@ async def test_idle_in_transaction_probe_sees_an_open_transaction(
     async with engine.connect() as holder:
         await holder.execute(select(Product.id).limit(1))
         await holder.execute(text("SELECT 1"))
-        assert await _idle_in_transaction(engine, backend) >= 1
+        assert await idle_in_transaction(engine, backend) >= 1
 
 
 async def test_burst_of_mixed_requests_leaves_no_connection_out_and_no_open_transaction(
@@ -190,7 +190,7 @@ async def test_burst_of_mixed_requests_leaves_no_connection_out_and_no_open_tran
     statuses = {response.status_code for response in responses}
     assert {200, 201, 404, 409, 412, 422, 500} == statuses
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
-    assert await _idle_in_transaction(engine, backend) == 0
+    assert await idle_in_transaction(engine, backend) == 0
     assert (await client.get("/products")).json()["total"] == 26
 
 

@@ -28,7 +28,12 @@ async def create_user(
 
 @router.post("/auth/token", responses=problem_responses(401, 422))
 async def issue_token(
-    username: Annotated[str, Form(min_length=1, max_length=254, description="The email")],
+    # No control characters: the email is looked up in the database, and PostgreSQL
+    # cannot even compare a string with a NUL in it.
+    username: Annotated[
+        str,
+        Form(min_length=1, max_length=254, pattern=r"^[^\x00-\x1f\x7f]+$", description="The email"),
+    ],
     password: Annotated[str, Form(min_length=1, max_length=1024)],
     session: SessionDep,
     settings: SettingsDep,
