@@ -1,0 +1,137 @@
+"""What the benchmarks share: database URLs, a fresh schema, a served app, wrk."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import insert
+
+from catalog.config import Settings
+from catalog.db.base import utcnow
+from catalog.db.engine import create_engine
+from catalog.db.migrations import upgrade
+from catalog.models import Base
+from catalog.users.models import Role, User
+from catalog.users.security import create_access_token
+
+SERVER_URLS = {
+    "postgresql": os.environ.get(
+        "CATALOG_TEST_POSTGRESQL_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    ),
+    "mariadb": os.environ.get(
+        "CATALOG_TEST_MARIADB_URL", "mysql+asyncmy://root@127.0.0.1:3306/test"
+    ),
+}
+
+
+def database_url(backend: str, workdir: Path) -> str:
+    """The benchmark database of `backend` (its tables are dropped and rebuilt)."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    return SERVER_URLS[backend]
+
+
+async def fresh_schema(url: str) -> None:
+    """Drop catalog's tables and migrate from scratch."""
+    engine = create_engine(Settings(database_url=url), pooled=False)
+    try:
+        async with engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                await connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table.name}")
+            await connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def admin_token(url: str) -> str:
+    """A new admin in the database and an access token for it (default dev secret)."""
+    engine = create_engine(Settings(database_url=url), pooled=False)
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(
+                insert(User).values(
+                    email=f"bench-{time.time_ns()}@example.com",
+                    password_hash="unusable",
+                    role=Role.ADMIN.value,
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
+    finally:
+        await engine.dispose()
+    token, _ = create_access_token(int(result.inserted_primary_key[0]), Settings())
+    return token
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def served(env: dict[str, str]) -> Iterator[str]:
+    """`uvicorn catalog.main:create_app` (1 worker, no access log); yields its base URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "catalog.main:create_app", "--factory",
+         "--port", str(port), "--no-access-log", "--log-level", "warning"],
+        env={**os.environ, **env},
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base_url}/health/ready", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield base_url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _to_ms(value: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if match is None:  # wrk prints e.g. "-nanus" when nothing completed
+        return float("nan")
+    number, unit = match.groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def run_wrk(base_url: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
+    """One wrk run; requests/s, p50 and p99 in ms, and non-2xx answers."""
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+         "-s", str(script), base_url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout  # fmt: skip
+    if "Requests/sec" not in output:
+        raise RuntimeError(f"wrk printed no result:\n{output}")
+    found = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p50 = re.search(r"50%\s+(\S+)", output)
+    p99 = re.search(r"99%\s+(\S+)", output)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    assert found and p50 and p99 and total, output
+    return {
+        "rps": float(found.group(1)),
+        "p50": _to_ms(p50.group(1)),
+        "p99": _to_ms(p99.group(1)),
+        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        "requests": float(total.group(1)),
+    }
