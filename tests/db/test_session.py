@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -113,7 +114,9 @@ def _add_failing_route(app: FastAPI) -> None:
     @app.get("/test-only/fails-after-a-query")
     async def fails_after_a_query(session: SessionDep) -> None:
         session.add(
-            Product(sku="HALF-WRITTEN", name="x", description="", price=1, stock=1, version=1)
+            # A new SKU each time: concurrent inserts of one key that all roll back
+            # deadlock in InnoDB, which is not what this route is here to show.
+            Product(sku=f"HALF-{uuid.uuid4().hex[:12]}", name="x", price=1, stock=1, version=1)
         )
         await session.flush()
         raise RuntimeError("a bug inside a route, after it wrote")

@@ -41,3 +41,16 @@ async def test_concurrent_patches_with_the_same_if_match_let_exactly_one_win(
     final = (await client.get(f"/products/{product['id']}")).json()
     assert final["version"] == 2
     assert final["stock"] == winner.json()["stock"]
+
+
+async def test_concurrent_creations_of_one_new_sku_make_one_product_and_409s(
+    client: httpx.AsyncClient,
+) -> None:
+    # On MariaDB, inserts of the same new key can deadlock; they are retried, so each
+    # request gets a real answer: one 201, the rest 409.
+    responses = await asyncio.gather(
+        *(client.post("/products", json=product_payload("RACE-1")) for _ in range(20))
+    )
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [201] + [409] * 19
+    assert (await client.get("/products")).json()["total"] == 1

@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.db.errors import ConstraintKind, constraint_violation
+from catalog.db.retry import retry_transaction
 from catalog.errors import ConflictError, NotFoundError, PreconditionFailedError
 from catalog.products import repository
 from catalog.products.models import Product
@@ -62,7 +63,11 @@ async def list_products(*, session: AsyncSession, limit: int, offset: int) -> Pr
 async def create(*, session: AsyncSession, data: ProductCreate) -> Product:
     """Add a product; a taken SKU is a ConflictError."""
     try:
-        return await repository.add(session, Product(**data.model_dump(), version=1))
+        # InnoDB can deadlock two inserts of the same new SKU; run it again and the
+        # loser sees the winner's row: a 409, not a 503.
+        return await retry_transaction(
+            session, lambda: repository.add(session, Product(**data.model_dump(), version=1))
+        )
     except IntegrityError as error:
         raise _sku_conflict(error, session, data.sku) from error
 
