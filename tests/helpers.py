@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -16,6 +17,8 @@ from catalog.db.engine import create_engine
 from catalog.users.security import create_access_token
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from tests.conftest import Backend
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -111,3 +114,20 @@ async def admin_headers(url: str) -> dict[str, str]:
     finally:
         await engine.dispose()
     return bearer(admin, Settings(database_url=url))
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple["FastAPI", httpx.AsyncClient]]:
+    """An app of its own, started, with a client signed in as a new admin."""
+    from catalog.main import create_app
+
+    app = create_app(settings)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://catalog.test",
+            timeout=60,
+            headers=await admin_headers(settings.database_url),
+        ) as client:
+            yield app, client

@@ -5,11 +5,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from catalog.main import create_app
 from tests.conftest import Backend
-from tests.helpers import admin_headers, assert_problem, only_on, product_payload
+from tests.helpers import assert_problem, only_on, product_payload, serving
 from tests.tcp_proxy import TcpProxy
 
 
@@ -48,30 +46,23 @@ async def test_database_outage_is_503_and_the_service_recovers_by_itself(
     backend: Backend, proxy: TcpProxy
 ) -> None:
     settings = backend.settings(database_url=proxy.proxied_url, ready_timeout=1, connect_timeout=1)
-    app = create_app(settings)
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://catalog.test",
-            headers=await admin_headers(backend.url),
-        ) as client:
-            assert (await client.get("/health/ready")).status_code == 200
-            created = await client.post("/products", json=product_payload("OUTAGE-1"))
-            product_url = f"/products/{created.json()['id']}"
+    async with serving(settings) as (app, client):
+        assert (await client.get("/health/ready")).status_code == 200
+        created = await client.post("/products", json=product_payload("OUTAGE-1"))
+        product_url = f"/products/{created.json()['id']}"
 
-            await proxy.stop()
-            started = time.monotonic()
-            assert_problem(await client.get("/health/ready"), 503)
-            for _ in range(3):
-                response = await client.get(product_url)
-                body = assert_problem(response, 503)
-                assert response.headers["retry-after"] == "1"
-                assert "database" in body["detail"]
-            assert time.monotonic() - started < 10
-            assert app.state.engine.pool.checkedout() == 0
+        await proxy.stop()
+        started = time.monotonic()
+        assert_problem(await client.get("/health/ready"), 503)
+        for _ in range(3):
+            response = await client.get(product_url)
+            body = assert_problem(response, 503)
+            assert response.headers["retry-after"] == "1"
+            assert "database" in body["detail"]
+        assert time.monotonic() - started < 10
+        assert app.state.engine.pool.checkedout() == 0
 
-            await proxy.start()
-            assert (await client.get("/health/ready")).status_code == 200
-            assert (await client.get(product_url)).status_code == 200
-            await client.delete(product_url)
+        await proxy.start()
+        assert (await client.get("/health/ready")).status_code == 200
+        assert (await client.get(product_url)).status_code == 200
+        await client.delete(product_url)

@@ -5,15 +5,13 @@ import re
 from pathlib import Path
 
 import httpx
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.pool import MeteredPool
-from catalog.main import create_app
 from tests.conftest import Backend
-from tests.helpers import product_payload
+from tests.helpers import product_payload, serving
 from tests.servers import catalog_server
 
 
@@ -101,16 +99,11 @@ async def test_pool_snapshot_shows_connections_lent_and_requests_waiting(
 
 
 async def test_checkout_timeouts_are_counted(backend: Backend) -> None:
-    app = create_app(backend.settings(pool_size=1, max_overflow=0, pool_timeout=0.2))
-    async with LifespanManager(app):
+    settings = backend.settings(pool_size=1, max_overflow=0, pool_timeout=0.2)
+    async with serving(settings) as (app, client):
         engine: AsyncEngine = app.state.engine
-        pool = engine.sync_engine.pool
-        assert isinstance(pool, MeteredPool)
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with (
-            httpx.AsyncClient(transport=transport, base_url="http://catalog.test") as client,
-            engine.connect() as holder,
-        ):
+        assert isinstance(engine.sync_engine.pool, MeteredPool)
+        async with engine.connect() as holder:
             await holder.execute(text("SELECT 1"))
             before = sample(await scrape(client), "catalog_db_checkout_timeouts_total")
             assert (await client.get("/products")).status_code == 503

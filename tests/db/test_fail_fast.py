@@ -8,13 +8,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from catalog.main import create_app
 from tests.conftest import Backend
-from tests.helpers import admin_headers, assert_problem, product_payload, products_locked
+from tests.helpers import (
+    admin_headers,
+    assert_problem,
+    product_payload,
+    products_locked,
+    serving,
+)
 from tests.servers import catalog_server
 
 POOL_TIMEOUT = 1.0
@@ -28,20 +32,13 @@ async def small_app(backend: Backend, **overrides: object) -> AsyncIterator[http
     settings = backend.settings(
         pool_size=2, max_overflow=0, pool_timeout=POOL_TIMEOUT, sqlite_busy_timeout=30, **overrides
     )
-    app = create_app(settings)
-    async with LifespanManager(app):
+    async with serving(settings) as (app, client):
         engine: AsyncEngine = app.state.engine
         async with engine.begin() as connection:
+            await connection.execute(text("DELETE FROM order_lines"))
             await connection.execute(text("DELETE FROM products"))
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://catalog.test",
-            timeout=60,
-            headers=await admin_headers(backend.url),
-        ) as client:
-            client.app_engine = engine  # type: ignore[attr-defined]
-            yield client
+        client.app_engine = engine  # type: ignore[attr-defined]
+        yield client
 
 
 async def timed_post(client: httpx.AsyncClient, sku: str) -> tuple[httpx.Response, float]:

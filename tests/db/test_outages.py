@@ -3,22 +3,19 @@ quickly, nothing hangs, and the service recovers by itself."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from catalog.config import Settings
 from catalog.db.engine import create_engine
 from catalog.db.migrations import upgrade
-from catalog.main import create_app
 from tests.conftest import TEST_APPLICATION_NAME, Backend
-from tests.helpers import admin_headers, assert_problem, only_on, product_payload
+from tests.helpers import assert_problem, only_on, product_payload, serving
 from tests.throwaway import ThrowawayMariaDB, ThrowawayPostgres
 
 # Slack for a loaded 2-core machine: far below anything that would count as a hang.
@@ -51,20 +48,6 @@ def server(
         yield instance
     finally:
         instance.stop()
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(settings)
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://catalog.test",
-            timeout=60,
-            headers=await admin_headers(settings.database_url),
-        ) as client:
-            yield app, client
 
 
 def outage_settings(url: str, **overrides: object) -> Settings:

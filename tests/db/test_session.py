@@ -7,17 +7,15 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.engine import create_engine
 from catalog.db.session import SessionDep
-from catalog.main import create_app
 from catalog.products.models import Product
 from tests.conftest import TEST_APPLICATION_NAME, Backend
-from tests.helpers import assert_problem, only_on, product_payload
+from tests.helpers import assert_problem, only_on, product_payload, serving
 
 
 @pytest.fixture
@@ -199,14 +197,9 @@ async def test_burst_of_mixed_requests_leaves_no_connection_out_and_no_open_tran
 
 async def test_an_exhausted_pool_answers_503_with_retry_after_quickly(backend: Backend) -> None:
     settings = backend.settings(pool_size=1, max_overflow=0, pool_timeout=0.5)
-    app = create_app(settings)
-    async with LifespanManager(app):
+    async with serving(settings) as (app, client):
         engine: AsyncEngine = app.state.engine
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with (
-            httpx.AsyncClient(transport=transport, base_url="http://catalog.test") as client,
-            engine.connect() as holder,  # the pool's only connection, held
-        ):
+        async with engine.connect() as holder:  # the pool's only connection, held
             await holder.execute(text("SELECT 1"))
             started = time.monotonic()
             response = await client.get("/products/1")
