@@ -1,12 +1,16 @@
 """Orders: all or nothing, prices from the catalog, idempotent retries, cancellation."""
 
+import asyncio
 from decimal import Decimal
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
-from tests.helpers import assert_problem, bearer, create_user, product_payload
+from catalog.db.engine import create_engine
+from tests.conftest import TEST_APPLICATION_NAME, Backend
+from tests.helpers import assert_problem, bearer, create_user, only_on, product_payload
 
 
 @pytest.fixture
@@ -194,3 +198,46 @@ async def test_a_product_that_was_ordered_cannot_be_deleted(
     assert "ordered" in body["detail"]
     assert (await client.get(f"/products/{products[0]['id']}")).status_code == 200
     assert (await client.delete(f"/products/{products[2]['id']}")).status_code == 204
+
+
+@only_on("postgresql")
+async def test_an_order_chosen_as_a_deadlock_victim_is_retried_and_placed(
+    backend: Backend,
+    client: httpx.AsyncClient,
+    products: list[dict[str, object]],
+    buyer: dict[str, str],
+) -> None:
+    first, second = products[0]["id"], products[1]["id"]
+    outsider = create_engine(backend.settings(), pooled=False)
+    lock_first = text("UPDATE products SET stock = stock WHERE id = :id").bindparams(id=first)
+    lock_second = text("UPDATE products SET stock = stock WHERE id = :id").bindparams(id=second)
+    deadlocks = text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+    try:
+        async with outsider.connect() as other:
+            before = (await other.execute(deadlocks)).scalar_one()
+            await other.execute(lock_second)
+            placing = asyncio.create_task(order(client, buyer, (first, 1), (second, 1)))
+            # The order holds the first product and waits for the second...
+            blocked = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
+                "AND wait_event_type = 'Lock'"
+            ).bindparams(name=TEST_APPLICATION_NAME)
+            async with outsider.connect() as watcher:
+                for _ in range(200):
+                    if (await watcher.execute(blocked)).scalar_one():
+                        break
+                    await asyncio.sleep(0.02)
+            # ...and now this waits for the first: a cycle. The order, waiting longer,
+            # finds it first and is aborted; its transaction runs again.
+            await other.execute(lock_first)
+            await other.commit()
+        response = await asyncio.wait_for(placing, 20)
+        async with outsider.connect() as probe:
+            after = (await probe.execute(deadlocks)).scalar_one()
+    finally:
+        await outsider.dispose()
+
+    assert response.status_code == 201, response.text
+    assert after - before >= 1
+    assert [await stock(client, product) for product in products[:2]] == [9, 9]
+    assert (await client.get("/orders", headers=buyer)).json()["total"] == 1
