@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Integer, String, Text
+from sqlalchemy import CheckConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.db.base import Base, BigIntPrimaryKey, Money, TimestampMixin
@@ -17,6 +17,13 @@ class Product(TimestampMixin, Base):
         # writers that bypass it (imports, scripts, concurrent stock changes).
         CheckConstraint("stock >= 0", name="stock_non_negative"),
         CheckConstraint("price >= 0", name="price_non_negative"),
+        # One index per sort of GET /products, ending in id: a keyset page is a range
+        # scan from the cursor, whatever the sort, and ties come out in id order.
+        Index("ix_products_name_id", "name", "id"),
+        Index("ix_products_price_id", "price", "id"),
+        Index("ix_products_created_at_id", "created_at", "id"),
+        # The category filter, alone or with a price range or sort.
+        Index("ix_products_category_price_id", "category", "price", "id"),
         # Never reuse the id of a deleted product (as PostgreSQL and MariaDB do not).
         {"sqlite_autoincrement": True},
     )
@@ -27,7 +34,7 @@ class Product(TimestampMixin, Base):
     description: Mapped[str] = mapped_column(Text, default="")
     price: Mapped[Decimal] = mapped_column(Money())
     stock: Mapped[int] = mapped_column(Integer, default=0)
-    category: Mapped[str | None] = mapped_column(String(100), index=True)
+    category: Mapped[str | None] = mapped_column(String(100))
     # Bumped by the ORM on every UPDATE, which also carries `WHERE version = <read>`:
     # a concurrent change makes the update match no row instead of being lost.
     version: Mapped[int] = mapped_column(Integer)

@@ -1,5 +1,7 @@
 """HTTP routes of the products API."""
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -7,10 +9,18 @@ from fastapi.responses import StreamingResponse
 
 from catalog.config import SettingsDep
 from catalog.db.session import SessionDep, SessionFactoryDep
-from catalog.errors import problem_responses
+from catalog.errors import ValidationError, problem_responses
 from catalog.products import export as product_export
 from catalog.products import service as product_service
-from catalog.products.schemas import ProductCreate, ProductPage, ProductRead, ProductUpdate
+from catalog.products.schemas import (
+    CountMode,
+    ProductCreate,
+    ProductFilters,
+    ProductPage,
+    ProductRead,
+    ProductSort,
+    ProductUpdate,
+)
 from catalog.users.dependencies import AdminUser
 
 __all__ = ["router"]
@@ -28,14 +38,81 @@ IfMatch = Annotated[
 ]
 
 
-@router.get("", responses=problem_responses(422))
+OFFSET_CAP = 10_000
+_DECIMAL = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+
+
+@router.get("", responses=problem_responses(400, 422))
 async def list_products(
     session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+    category: Annotated[
+        str | None, Query(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    ] = None,
+    price_min: Annotated[str | None, Query(pattern=_DECIMAL, description='e.g. "10.00"')] = None,
+    price_max: Annotated[str | None, Query(pattern=_DECIMAL)] = None,
+    created_after: Annotated[datetime | None, Query()] = None,
+    created_before: Annotated[datetime | None, Query()] = None,
+    in_stock: Annotated[bool | None, Query()] = None,
+    sort: Annotated[ProductSort, Query()] = ProductSort.ID,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+    cursor: Annotated[
+        str | None, Query(max_length=1024, description="next_cursor of the previous page")
+    ] = None,
+    # The cap is checked below, to say what to do instead; the schema states it.
+    offset: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=2**62,
+            json_schema_extra={"maximum": OFFSET_CAP},
+            description="at most 10,000; deeper: cursor",
+        ),
+    ] = 0,
+    count: Annotated[CountMode, Query()] = CountMode.NONE,
 ) -> ProductPage:
-    """Products ordered by id, a page at a time."""
-    return await product_service.list_products(session=session, limit=limit, offset=offset)
+    """Products matching every filter given, in `sort` order (ties by id), a page at a
+    time. Page with `cursor` (cheap at any depth); `offset` is for small catalogs."""
+    if offset > OFFSET_CAP:
+        raise ValidationError(
+            f"offset is capped at {OFFSET_CAP}; follow next_cursor to page deeper.",
+            errors=[
+                {"loc": ["query", "offset"], "msg": f"at most {OFFSET_CAP}", "type": "offset_cap"}
+            ],
+        )
+    filters = ProductFilters(
+        category=category,
+        price_min=Decimal(price_min) if price_min is not None else None,
+        price_max=Decimal(price_max) if price_max is not None else None,
+        created_after=_utc(created_after),
+        created_before=_utc(created_before),
+        in_stock=in_stock,
+    )
+    page = await product_service.list_products(
+        session=session,
+        settings=settings,
+        filters=filters,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+        count=count,
+    )
+    if page.next_cursor is not None:
+        next_url = request.url.remove_query_params(["cursor", "offset"]).include_query_params(
+            cursor=page.next_cursor
+        )
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return page
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # A time without an offset is taken as UTC, the zone every timestamp here is in.
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 @router.get(

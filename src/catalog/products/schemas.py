@@ -1,6 +1,8 @@
 """What the products API accepts and returns."""
 
+import enum
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Self
@@ -16,7 +18,15 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-__all__ = ["ProductCreate", "ProductPage", "ProductRead", "ProductUpdate"]
+__all__ = [
+    "CountMode",
+    "ProductCreate",
+    "ProductFilters",
+    "ProductPage",
+    "ProductRead",
+    "ProductSort",
+    "ProductUpdate",
+]
 
 # No control characters in one-line text (NUL above all: PostgreSQL cannot store it),
 # and no leading space; descriptions may also hold tabs and line breaks.
@@ -129,10 +139,60 @@ class ProductRead(BaseModel):
     version: int = Field(description="Bumped on every change; the ETag carries it")
 
 
+class ProductSort(enum.StrEnum):
+    """A sort key; `-` for descending. Ties are broken by id, so the order is total."""
+
+    ID = "id"
+    ID_DESC = "-id"
+    NAME = "name"
+    NAME_DESC = "-name"
+    PRICE = "price"
+    PRICE_DESC = "-price"
+    CREATED_AT = "created_at"
+    CREATED_AT_DESC = "-created_at"
+
+    @property
+    def column(self) -> str:
+        return self.value.lstrip("-")
+
+    @property
+    def descending(self) -> bool:
+        return self.value.startswith("-")
+
+
+class CountMode(enum.StrEnum):
+    NONE = "none"
+    ESTIMATED = "estimated"
+    EXACT = "exact"
+
+
+@dataclass(frozen=True)
+class ProductFilters:
+    """Every filter of GET /products; all combine (AND)."""
+
+    category: str | None = None
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    in_stock: bool | None = None
+
+    def scope(self, sort: ProductSort) -> str:
+        """The query a cursor belongs to."""
+        return repr((sort.value, *(getattr(self, name) for name in self.__dataclass_fields__)))
+
+
 class ProductPage(BaseModel):
     """One page of products; later versions add fields, never remove them."""
 
     items: list[ProductRead]
-    total: int = Field(description="How many products there are in all")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page (also in the Link header); "
+        "null on the last page"
+    )
+    total: int | None = Field(
+        description="How many products match: with count=exact, or the planner's "
+        "estimate with count=estimated; null with count=none (the default)"
+    )
     limit: int
     offset: int

@@ -1,16 +1,34 @@
 """Rules of the products domain. Flushes, never commits: the request's session does."""
 
 import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog.config import Settings
 from catalog.db.errors import ConstraintKind, constraint_violation
 from catalog.db.retry import retry_transaction
-from catalog.errors import ConflictError, NotFoundError, PreconditionFailedError
+from catalog.errors import (
+    ConflictError,
+    NotFoundError,
+    PreconditionFailedError,
+    ValidationError,
+)
+from catalog.pagination import InvalidCursorError, decode_cursor, encode_cursor
 from catalog.products import repository
 from catalog.products.models import Product
-from catalog.products.schemas import ProductCreate, ProductPage, ProductRead, ProductUpdate
+from catalog.products.schemas import (
+    CountMode,
+    ProductCreate,
+    ProductFilters,
+    ProductPage,
+    ProductRead,
+    ProductSort,
+    ProductUpdate,
+)
 
 __all__ = ["create", "delete", "etag", "get", "list_products", "update"]
 
@@ -48,12 +66,70 @@ async def get(*, session: AsyncSession, product_id: int) -> Product:
     return product
 
 
-async def list_products(*, session: AsyncSession, limit: int, offset: int) -> ProductPage:
-    """A page of products ordered by id, with the total count."""
-    items = await repository.list_page(session, limit=limit, offset=offset)
-    total = await repository.count(session)
+def _sort_value(product: Product, sort: ProductSort) -> Any:
+    value = getattr(product, sort.column)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _position(cursor: str, sort: ProductSort, scope: str, settings: Settings) -> tuple[Any, int]:
+    position = decode_cursor(cursor, scope=scope, settings=settings)
+    try:
+        value, last_id = position
+        if sort.column == "created_at":
+            value = datetime.fromisoformat(value)
+        elif sort.column == "price":
+            value = Decimal(value)
+        return value, int(last_id)
+    except (TypeError, ValueError, ArithmeticError):
+        raise InvalidCursorError("The cursor is not one this service made.") from None
+
+
+async def list_products(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    filters: ProductFilters,
+    sort: ProductSort,
+    limit: int,
+    offset: int,
+    cursor: str | None,
+    count: CountMode,
+) -> ProductPage:
+    """A page of matching products in `sort` order, and the cursor of the next page."""
+    scope = filters.scope(sort)
+    after = _position(cursor, sort, scope, settings) if cursor is not None else None
+    if after is not None and offset:
+        raise ValidationError(
+            "Use either cursor or offset, not both.",
+            errors=[
+                {"loc": ["query", "offset"], "msg": "not with cursor", "type": "cursor_and_offset"}
+            ],
+        )
+    # One row more than asked tells whether there is a next page, without a count.
+    rows = await repository.list_page(
+        session, filters=filters, sort=sort, limit=limit + 1, offset=offset, after=after
+    )
+    items, more = rows[:limit], len(rows) > limit
+    next_cursor = None
+    if more:
+        last = items[-1]
+        next_cursor = encode_cursor(
+            [_sort_value(last, sort), last.id], scope=scope, settings=settings
+        )
+    total: int | None = None
+    if count is CountMode.EXACT:
+        total = await repository.count_matching(session, filters)
+    elif count is CountMode.ESTIMATED:
+        total = await repository.estimate_matching(session, filters)
+        if total is None:  # no planner estimate on this database: count
+            total = await repository.count_matching(session, filters)
     return ProductPage(
         items=[ProductRead.model_validate(item) for item in items],
+        next_cursor=next_cursor,
         total=total,
         limit=limit,
         offset=offset,

@@ -1,0 +1,216 @@
+"""GET /products: filters that combine, total orders, keyset cursors that never skip or repeat."""
+
+import base64
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from catalog.products.models import Product
+from tests.helpers import assert_problem
+
+START = datetime(2021, 1, 1, tzinfo=UTC)
+CATEGORIES = ("books", "games", None)
+
+
+async def _insert(engine: AsyncEngine, count: int, *, first: int = 0, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    rows = []
+    for number in range(first, first + count):
+        moment = START + timedelta(days=rng.randrange(0, 1500), seconds=number)
+        rows.append(
+            {
+                "sku": f"L-{number:05d}",
+                # Few distinct names and prices: plenty of ties for the id to break.
+                "name": rng.choice(["Atlas", "atlas", "Boat", "Candle", "Dinosaur book"]),
+                "description": "",
+                "price": Decimal(rng.choice(["1.00", "2.50", "2.50", "9.99", "120.00"])),
+                "stock": rng.choice([0, 0, 1, 5]),
+                "category": rng.choice(CATEGORIES),
+                "version": 1,
+                "created_at": moment,
+                "updated_at": moment,
+            }
+        )
+    async with engine.begin() as connection:
+        await connection.execute(insert(Product), rows)
+
+
+@pytest.fixture
+async def catalog(engine: AsyncEngine, client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """60 products with ties in every sort key; what the API says they are."""
+    await _insert(engine, 60)
+    page = await client.get("/products/export")
+    return [json.loads(line) for line in page.text.splitlines()]
+
+
+async def walk(client: httpx.AsyncClient, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every page by cursor, checking the Link header on the way."""
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(100):
+        response = await client.get(
+            "/products", params={**params, **({"cursor": cursor} if cursor else {})}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        seen += body["items"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            assert "link" not in response.headers
+            return seen
+        assert 'rel="next"' in response.headers["link"]
+        assert f"cursor={cursor}" in response.headers["link"]
+    pytest.fail("paging did not end")
+
+
+def _key(product: dict[str, Any], sort: str) -> Any:
+    column = sort.lstrip("-")
+    value = product[column]
+    if column == "price":
+        return Decimal(value)
+    if column == "name":
+        return value
+    return value
+
+
+@pytest.mark.parametrize("sort", ["id", "-id", "price", "-price", "created_at", "-created_at"])
+async def test_cursor_paging_visits_every_product_once_in_sort_order(
+    client: httpx.AsyncClient, catalog: list[dict[str, Any]], sort: str
+) -> None:
+    seen = await walk(client, {"sort": sort, "limit": 7})
+
+    assert len(seen) == len(catalog)
+    assert len({product["id"] for product in seen}) == len(catalog)
+    descending = sort.startswith("-")
+    expected = sorted(catalog, key=lambda p: (_key(p, sort), p["id"]), reverse=descending)
+    assert [p["id"] for p in seen] == [p["id"] for p in expected]
+
+
+@pytest.mark.parametrize("sort", ["name", "-name"])
+async def test_sorting_by_name_is_total_and_follows_the_database_collation(
+    client: httpx.AsyncClient, catalog: list[dict[str, Any]], sort: str
+) -> None:
+    seen = await walk(client, {"sort": sort, "limit": 9})
+    one_page = (await client.get("/products", params={"sort": sort, "limit": 200})).json()["items"]
+    # However the database compares "Atlas" and "atlas", pages agree with one big page.
+    assert [p["id"] for p in seen] == [p["id"] for p in one_page]
+    assert len({p["id"] for p in seen}) == len(catalog)
+
+
+async def test_filters_combine(client: httpx.AsyncClient, catalog: list[dict[str, Any]]) -> None:
+    params = {
+        "category": "books",
+        "price_min": "2.00",
+        "price_max": "10.00",
+        "in_stock": "true",
+        "created_after": "2021-06-01T00:00:00Z",
+        "created_before": "2024-01-01T00:00:00+00:00",
+    }
+    seen = await walk(client, {**params, "limit": 3})
+
+    def matches(p: dict[str, Any]) -> bool:
+        created = datetime.fromisoformat(p["created_at"])
+        return (
+            p["category"] == "books"
+            and Decimal("2.00") <= Decimal(p["price"]) <= Decimal("10.00")
+            and p["stock"] > 0
+            and datetime(2021, 6, 1, tzinfo=UTC) < created < datetime(2024, 1, 1, tzinfo=UTC)
+        )
+
+    expected = [p["id"] for p in catalog if matches(p)]
+    assert expected, "the data should have matches"
+    assert [p["id"] for p in seen] == expected
+    exact = (await client.get("/products", params={**params, "count": "exact"})).json()
+    assert exact["total"] == len(expected)
+
+
+async def test_out_of_stock_filter(
+    client: httpx.AsyncClient, catalog: list[dict[str, Any]]
+) -> None:
+    seen = await walk(client, {"in_stock": "false", "limit": 50})
+    assert {p["id"] for p in seen} == {p["id"] for p in catalog if p["stock"] == 0}
+
+
+async def test_counts(client: httpx.AsyncClient, catalog: list[dict[str, Any]]) -> None:
+    default = (await client.get("/products")).json()
+    assert default["total"] is None
+    exact = (await client.get("/products", params={"count": "exact"})).json()
+    assert exact["total"] == len(catalog)
+    estimated = (await client.get("/products", params={"count": "estimated"})).json()
+    assert isinstance(estimated["total"], int)
+    assert estimated["total"] >= 0
+
+
+async def test_paging_by_cursor_survives_concurrent_inserts(
+    engine: AsyncEngine, client: httpx.AsyncClient, catalog: list[dict[str, Any]]
+) -> None:
+    seen: list[int] = []
+    cursor = None
+    inserted = 0
+    while True:
+        params = {"sort": "price", "limit": 8, **({"cursor": cursor} if cursor else {})}
+        body = (await client.get("/products", params=params)).json()
+        seen += [p["id"] for p in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+        # Others keep adding products, at every price, between our pages.
+        await _insert(engine, 5, first=1000 + inserted, seed=inserted)
+        inserted += 5
+    assert len(seen) == len(set(seen))  # nothing twice
+    assert {p["id"] for p in catalog} <= set(seen)  # nothing that existed was skipped
+
+
+async def test_a_malformed_cursor_is_400(client: httpx.AsyncClient) -> None:
+    for cursor in ("garbage", "a.b", "....", "eyJ.eyJ", "x" * 1000):
+        body = assert_problem(await client.get("/products", params={"cursor": cursor}), 400)
+        assert "cursor" in body["detail"]
+
+
+async def test_a_tampered_cursor_is_400(
+    client: httpx.AsyncClient, catalog: list[dict[str, Any]]
+) -> None:
+    cursor = (await client.get("/products", params={"limit": 5})).json()["next_cursor"]
+    body, signature = cursor.split(".")
+    forged = base64.urlsafe_b64encode(b'{"q":"x","p":[1,1]}').rstrip(b"=").decode()
+    for bad in (f"{forged}.{signature}", f"{body}.{signature[:-2]}AA", f"{body}x.{signature}"):
+        assert_problem(await client.get("/products", params={"limit": 5, "cursor": bad}), 400)
+
+
+async def test_a_cursor_for_another_sort_or_filter_is_400(
+    client: httpx.AsyncClient, catalog: list[dict[str, Any]]
+) -> None:
+    cursor = (await client.get("/products", params={"sort": "price", "limit": 5})).json()[
+        "next_cursor"
+    ]
+    body = assert_problem(
+        await client.get("/products", params={"sort": "-price", "limit": 5, "cursor": cursor}), 400
+    )
+    assert "another sort or filter" in body["detail"]
+    assert_problem(
+        await client.get(
+            "/products", params={"sort": "price", "category": "books", "limit": 5, "cursor": cursor}
+        ),
+        400,
+    )
+
+
+async def test_deep_offsets_point_to_the_cursor(client: httpx.AsyncClient) -> None:
+    body = assert_problem(await client.get("/products", params={"offset": 10_001}), 422)
+    assert "next_cursor" in body["detail"]
+    assert (await client.get("/products", params={"offset": 10_000})).status_code == 200
+
+
+async def test_a_cursor_with_an_offset_is_422(
+    client: httpx.AsyncClient, catalog: list[dict[str, Any]]
+) -> None:
+    cursor = (await client.get("/products", params={"limit": 5})).json()["next_cursor"]
+    response = await client.get("/products", params={"limit": 5, "cursor": cursor, "offset": 5})
+    assert_problem(response, 422)
