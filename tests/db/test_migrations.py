@@ -8,7 +8,7 @@ from sqlalchemy import Connection
 
 from catalog.config import Settings
 from catalog.db.engine import create_engine
-from catalog.db.migrations import downgrade, schema_state, upgrade
+from catalog.db.migrations import downgrade, is_schema_object, schema_state, upgrade
 from catalog.db.startup import StartupCheckError
 from catalog.main import create_app
 from catalog.models import Base
@@ -16,7 +16,13 @@ from tests.conftest import Backend
 
 
 def _differences(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "compare_type": True,
+            "include_name": lambda name, _type, _parents: is_schema_object(name),
+        },
+    )
     return list(compare_metadata(context, Base.metadata))
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from catalog.db.base import utcnow
 from catalog.products.models import Product
 from catalog.products.schemas import ProductFilters, ProductSort
+from catalog.products.search import Search, search
 
 __all__ = [
     "add",
@@ -58,14 +59,20 @@ def _conditions(filters: ProductFilters) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _after(sort: ProductSort, key: Any, last_id: int) -> ColumnElement[bool]:
-    # (key, id) strictly after the last row sent, in the sort's direction. Spelled out
-    # rather than as a row-value comparison, which not every dialect turns into an
-    # index range scan.
-    column = getattr(Product, sort.column)
-    if sort.descending:
-        return or_(column < key, and_(column == key, Product.id < last_id))
-    return or_(column > key, and_(column == key, Product.id > last_id))
+def _keyset(key: ColumnElement[Any], descending: bool, value: Any, last_id: int) -> Any:
+    # (key, id) strictly after the last row sent. Spelled out rather than as a row-value
+    # comparison, which not every dialect turns into an index range scan.
+    if descending:
+        return or_(key < value, and_(key == value, Product.id < last_id))
+    return or_(key > value, and_(key == value, Product.id > last_id))
+
+
+def _filtered(statement: Any, filters: ProductFilters, dialect: str) -> tuple[Any, Search | None]:
+    statement = statement.where(*_conditions(filters))
+    if filters.q is None:
+        return statement, None
+    found = search(dialect, filters.q)
+    return found.apply(statement), found
 
 
 async def list_page(
@@ -76,38 +83,50 @@ async def list_page(
     limit: int,
     offset: int = 0,
     after: tuple[Any, int] | None = None,
-) -> Sequence[Product]:
+) -> Sequence[tuple[Product, Any]]:
     """Matching products in `sort` order (ties by id): `limit` of them after the row
-    `after` (its sort key and id), or from `offset`."""
-    column = getattr(Product, sort.column)
-    statement = select(Product).where(*_conditions(filters))
+    `after` (its sort key and id), or from `offset`; each with its sort key."""
+    statement, found = _filtered(select(Product), filters, session.get_bind().dialect.name)
+    if sort is ProductSort.RELEVANCE:
+        if found is None:
+            raise ValueError("relevance needs a search")
+        # Most relevant first; equally relevant ones in id order.
+        key, descending, ties = found.rank, True, Product.id.asc()
+    else:
+        key = getattr(Product, sort.column)
+        descending = sort.descending
+        ties = Product.id.desc() if descending else Product.id.asc()
+    statement = statement.add_columns(key)
     if after is not None:
-        if sort.column == "id":
+        value, last_id = after
+        if sort is ProductSort.RELEVANCE:
+            statement = statement.where(or_(key < value, and_(key == value, Product.id > last_id)))
+        elif sort.column == "id":
             statement = statement.where(
-                Product.id < after[1] if sort.descending else Product.id > after[1]
+                Product.id < last_id if descending else Product.id > last_id
             )
         else:
-            statement = statement.where(_after(sort, *after))
-    order: list[Any] = (
-        [column.desc(), Product.id.desc()] if sort.descending else [column, Product.id]
-    )
-    if sort.column == "id":
-        order = order[:1]
+            statement = statement.where(_keyset(key, descending, value, last_id))
+    order = [key.desc() if descending else key.asc()]
+    if sort.column != "id":
+        order.append(ties)
     statement = statement.order_by(*order).limit(limit).offset(offset)
-    return (await session.scalars(statement)).all()
+    return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
 
 
 async def count_matching(session: AsyncSession, filters: ProductFilters) -> int:
     """How many products match, counted."""
-    statement = select(func.count()).select_from(Product).where(*_conditions(filters))
-    return (await session.execute(statement)).scalar_one()
+    statement, _ = _filtered(
+        select(func.count()).select_from(Product), filters, session.get_bind().dialect.name
+    )
+    return int((await session.execute(statement)).scalar_one())
 
 
 async def estimate_matching(session: AsyncSession, filters: ProductFilters) -> int | None:
     """The planner's estimate of how many products match (PostgreSQL, MariaDB/MySQL);
     None where the database has no planner estimate to give (SQLite)."""
     dialect = session.get_bind().dialect
-    statement = select(Product.id).where(*_conditions(filters))
+    statement, _ = _filtered(select(Product.id), filters, dialect.name)
     if dialect.name == "postgresql":
         sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         plan = (await session.execute(text(f"EXPLAIN (FORMAT JSON) {sql}"))).scalar_one()

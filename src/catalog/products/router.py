@@ -48,6 +48,15 @@ async def list_products(
     settings: SettingsDep,
     request: Request,
     response: Response,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="Full-text search in name and description; results by relevance",
+        ),
+    ] = None,
     category: Annotated[
         str | None, Query(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     ] = None,
@@ -56,7 +65,10 @@ async def list_products(
     created_after: Annotated[datetime | None, Query()] = None,
     created_before: Annotated[datetime | None, Query()] = None,
     in_stock: Annotated[bool | None, Query()] = None,
-    sort: Annotated[ProductSort, Query()] = ProductSort.ID,
+    sort: Annotated[
+        ProductSort | None,
+        Query(description="Default: relevance with q, else id; relevance needs q"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     cursor: Annotated[
         str | None, Query(max_length=1024, description="next_cursor of the previous page")
@@ -82,7 +94,15 @@ async def list_products(
                 {"loc": ["query", "offset"], "msg": f"at most {OFFSET_CAP}", "type": "offset_cap"}
             ],
         )
+    if sort is None:
+        sort = ProductSort.RELEVANCE if q is not None else ProductSort.ID
+    elif sort is ProductSort.RELEVANCE and q is None:
+        raise ValidationError(
+            "sort=relevance ranks search results: give q too.",
+            errors=[{"loc": ["query", "sort"], "msg": "relevance needs q", "type": "needs_q"}],
+        )
     filters = ProductFilters(
+        q=q,
         category=category,
         price_min=Decimal(price_min) if price_min is not None else None,
         price_max=Decimal(price_max) if price_max is not None else None,

@@ -150,6 +150,8 @@ class ProductSort(enum.StrEnum):
     PRICE_DESC = "-price"
     CREATED_AT = "created_at"
     CREATED_AT_DESC = "-created_at"
+    # With q only, and its default: most relevant first.
+    RELEVANCE = "relevance"
 
     @property
     def column(self) -> str:
@@ -170,6 +172,7 @@ class CountMode(enum.StrEnum):
 class ProductFilters:
     """Every filter of GET /products; all combine (AND)."""
 
+    q: str | None = None
     category: str | None = None
     price_min: Decimal | None = None
     price_max: Decimal | None = None

@@ -66,8 +66,7 @@ async def get(*, session: AsyncSession, product_id: int) -> Product:
     return product
 
 
-def _sort_value(product: Product, sort: ProductSort) -> Any:
-    value = getattr(product, sort.column)
+def _sort_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -83,6 +82,8 @@ def _position(cursor: str, sort: ProductSort, scope: str, settings: Settings) ->
             value = datetime.fromisoformat(value)
         elif sort.column == "price":
             value = Decimal(value)
+        elif sort is ProductSort.RELEVANCE:
+            value = float(value)
         return value, int(last_id)
     except (TypeError, ValueError, ArithmeticError):
         raise InvalidCursorError("The cursor is not one this service made.") from None
@@ -113,13 +114,12 @@ async def list_products(
     rows = await repository.list_page(
         session, filters=filters, sort=sort, limit=limit + 1, offset=offset, after=after
     )
-    items, more = rows[:limit], len(rows) > limit
+    page, more = rows[:limit], len(rows) > limit
+    items = [product for product, _ in page]
     next_cursor = None
     if more:
-        last = items[-1]
-        next_cursor = encode_cursor(
-            [_sort_value(last, sort), last.id], scope=scope, settings=settings
-        )
+        last, key = page[-1]
+        next_cursor = encode_cursor([_sort_value(key), last.id], scope=scope, settings=settings)
     total: int | None = None
     if count is CountMode.EXACT:
         total = await repository.count_matching(session, filters)
