@@ -108,3 +108,28 @@ def test_user_create_reads_the_password_from_stdin(sqlite_url: str) -> None:
     short = CliRunner().invoke(app, ["user", "create", "x@example.com"], input="short\n")
     assert short.exit_code == 2
     assert "password" in short.output
+
+
+def test_export_and_import_commands(sqlite_url: str, tmp_path: Path) -> None:
+    run("db", "upgrade")
+    run("seed", "--products", "120")
+    exported = tmp_path / "all.ndjson"
+
+    code, output = run("export", str(exported))
+    assert code == 0, output
+    assert "120 products written" in output
+    assert len(exported.read_text().splitlines()) == 120
+
+    code, output = run("import", str(exported))
+    assert code == 0, output
+    assert "120 products written, 0 bad rows" in output
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sku,name,price\nOK-1,Fine,1.00\nBAD-1,,2.00\n")
+    code, output = run("import", str(bad))
+    assert code == 1
+    assert "line 3: name" in output
+    assert "0 products written, 1 bad rows" in output
+
+    code, output = run("import", str(tmp_path / "all.txt"))
+    assert code == 2

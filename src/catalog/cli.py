@@ -6,7 +6,9 @@ import math
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -18,6 +20,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -31,6 +34,9 @@ from catalog.db.session import create_sessionmaker
 from catalog.db.startup import ServerFacts, connection_budget, server_facts
 from catalog.errors import ConflictError
 from catalog.products import seed as product_seed
+from catalog.products import transfer
+from catalog.products.export import ExportFormat
+from catalog.products.transfer import OnError
 from catalog.users import service as user_service
 from catalog.users.models import Role
 from catalog.users.schemas import UserCreate
@@ -191,6 +197,91 @@ def user_create(
         console.print(error.detail)
         raise typer.Exit(1) from None
     console.print(f"created {'admin' if admin else 'customer'} {data.email} (id {user_id})")
+
+
+def _rows_progress(label: str) -> Progress:
+    return Progress(
+        TextColumn(label),
+        TextColumn("{task.completed:,.0f} rows"),
+        TextColumn("{task.fields[rate]} rows/s"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@app.command("import")
+def import_products(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="A .csv or .ndjson file.")
+    ],
+    file_format: Annotated[
+        ExportFormat | None, typer.Option("--format", help="Default: from the extension.")
+    ] = None,
+    on_error: Annotated[
+        OnError,
+        typer.Option(
+            help="abort: report every bad row and write nothing; skip: write the good rows."
+        ),
+    ] = OnError.ABORT,
+) -> None:
+    """Add or update products (by SKU) from a file, checked by the API's rules."""
+    try:
+        file_type = transfer.file_format(file, file_format)
+    except ValueError as error:
+        console.print(str(error))
+        raise typer.Exit(2) from None
+
+    async def work(engine: AsyncEngine) -> transfer.ImportReport:
+        with _rows_progress(f"importing {file.name}") as progress:
+            task = progress.add_task("import", rate="-")
+            started = time.perf_counter()
+
+            def advance(done: int) -> None:
+                rate = done / max(time.perf_counter() - started, 1e-9)
+                progress.update(task, completed=done, rate=f"{rate:,.0f}")
+
+            return await transfer.import_file(
+                engine, file, file_type=file_type, on_error=on_error, on_progress=advance
+            )
+
+    report = _with_engine(work)
+    for bad in report.errors[:1000]:
+        console.print(f"line {bad.line}: {bad.reason}")
+    if len(report.errors) > 1000:
+        console.print(f"... and {len(report.errors) - 1000} more bad rows")
+    console.print(f"{report.written} products written, {len(report.errors)} bad rows")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export_products(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="A .csv or .ndjson file to write.")],
+    file_format: Annotated[
+        ExportFormat | None, typer.Option("--format", help="Default: from the extension.")
+    ] = None,
+) -> None:
+    """Write every product to a file that `catalog import` reads back."""
+    try:
+        file_type = transfer.file_format(file, file_format)
+    except ValueError as error:
+        console.print(str(error))
+        raise typer.Exit(2) from None
+
+    async def work(engine: AsyncEngine) -> int:
+        with _rows_progress(f"exporting to {file.name}") as progress:
+            task = progress.add_task("export", rate="-")
+            started = time.perf_counter()
+
+            def advance(done: int) -> None:
+                rate = done / max(time.perf_counter() - started, 1e-9)
+                progress.update(task, completed=done, rate=f"{rate:,.0f}")
+
+            return await transfer.export_file(
+                engine, file, file_type=file_type, on_progress=advance
+            )
+
+    console.print(f"{_with_engine(work)} products written to {file}")
 
 
 @app.command()

@@ -10,7 +10,7 @@ changed or added while it runs may or may not appear.
 import csv
 import enum
 import io
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -65,10 +65,13 @@ async def export_chunks(
     export_format: ExportFormat,
     first: Sequence[Product],
     size: int,
+    on_rows: Callable[[int], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """The rendered export, chunk after chunk, starting with `first`."""
     chunk, header = first, True
     while True:
+        if on_rows is not None:
+            on_rows(len(chunk))
         yield _render(chunk, export_format, header=header)
         if len(chunk) < size:
             return
