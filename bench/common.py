@@ -46,6 +46,8 @@ async def fresh_schema(url: str) -> None:
             for table in reversed(Base.metadata.sorted_tables):
                 await connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table.name}")
             await connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+            if connection.dialect.name == "sqlite":  # the FTS5 table of migration 0004
+                await connection.exec_driver_sql("DROP TABLE IF EXISTS products_fts")
         await upgrade(engine)
     finally:
         await engine.dispose()

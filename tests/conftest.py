@@ -96,6 +96,8 @@ async def _reset_schema(url: str) -> None:
             for table in reversed(Base.metadata.sorted_tables):
                 await connection.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
             await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            if connection.dialect.name == "sqlite":  # the FTS5 table of migration 0004
+                await connection.execute(text("DROP TABLE IF EXISTS products_fts"))
         await upgrade(engine)
     finally:
         await engine.dispose()

@@ -8,13 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from catalog.products.models import Product
 
 __all__ = ["count_products", "demo_products", "seed_products"]
 
-_BATCH_SIZE = 1000
+_BATCH_SIZE = 10_000
 _EPOCH = datetime(2019, 1, 1, tzinfo=UTC)
 _SPAN_SECONDS = int(timedelta(days=6 * 365).total_seconds())
 
@@ -69,6 +69,22 @@ async def count_products(engine: AsyncEngine) -> int:
         return (await connection.execute(select(func.count()).select_from(Product))).scalar_one()
 
 
+_COLUMNS = (
+    "sku", "name", "description", "price", "stock",
+    "category", "version", "created_at", "updated_at",
+)  # fmt: skip
+
+
+async def _copy(connection: AsyncConnection, batch: list[dict[str, Any]]) -> None:
+    # PostgreSQL's COPY through asyncpg: the fastest way in, several times a multi-row
+    # INSERT. The values are already the column types (Decimal, aware datetimes).
+    raw = await connection.get_raw_connection()
+    records = [tuple(row[column] for column in _COLUMNS) for row in batch]
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        "products", records=records, columns=_COLUMNS
+    )
+
+
 async def seed_products(
     engine: AsyncEngine,
     *,
@@ -76,17 +92,26 @@ async def seed_products(
     seed: int,
     on_progress: Callable[[int, float], None] | None = None,
 ) -> int:
-    """Insert `count` demo products in batches, one transaction each; returns how many."""
+    """Insert `count` demo products in batches, one transaction each; returns how many.
+
+    PostgreSQL (asyncpg) gets COPY; the others one executemany per batch, which the
+    drivers turn into multi-row INSERTs (asyncmy) or a prepared statement run per row
+    in C (sqlite3). The text indexes follow: PostgreSQL's column is generated, SQLite's
+    triggers fire, MariaDB's FULLTEXT index is maintained by InnoDB.
+    """
     started = time.perf_counter()
     done = 0
-    batch: list[dict[str, Any]] = []
     rows = demo_products(count, seed)
+    use_copy = engine.dialect.name == "postgresql" and engine.dialect.driver == "asyncpg"
     while True:
         batch = [row for _, row in zip(range(_BATCH_SIZE), rows, strict=False)]
         if not batch:
             return done
         async with engine.begin() as connection:
-            await connection.execute(insert(Product), batch)
+            if use_copy:
+                await _copy(connection, batch)
+            else:
+                await connection.execute(insert(Product), batch)
         done += len(batch)
         if on_progress is not None:
             on_progress(done, done / max(time.perf_counter() - started, 1e-9))
