@@ -7,7 +7,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -199,14 +199,24 @@ def user_create(
     console.print(f"created {'admin' if admin else 'customer'} {data.email} (id {user_id})")
 
 
-def _rows_progress(label: str) -> Progress:
-    return Progress(
+@contextlib.contextmanager
+def _rows_progress(label: str) -> Iterator[Callable[[int], None]]:
+    """A progress line (rows, rows/s, elapsed); yields the function to report rows done."""
+    with Progress(
         TextColumn(label),
         TextColumn("{task.completed:,.0f} rows"),
         TextColumn("{task.fields[rate]} rows/s"),
         TimeElapsedColumn(),
         console=console,
-    )
+    ) as progress:
+        task = progress.add_task(label, rate="-")
+        started = time.perf_counter()
+
+        def advance(done: int) -> None:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=done, rate=f"{rate:,.0f}")
+
+        yield advance
 
 
 @app.command("import")
@@ -232,14 +242,7 @@ def import_products(
         raise typer.Exit(2) from None
 
     async def work(engine: AsyncEngine) -> transfer.ImportReport:
-        with _rows_progress(f"importing {file.name}") as progress:
-            task = progress.add_task("import", rate="-")
-            started = time.perf_counter()
-
-            def advance(done: int) -> None:
-                rate = done / max(time.perf_counter() - started, 1e-9)
-                progress.update(task, completed=done, rate=f"{rate:,.0f}")
-
+        with _rows_progress(f"importing {file.name}") as advance:
             return await transfer.import_file(
                 engine, file, file_type=file_type, on_error=on_error, on_progress=advance
             )
@@ -269,14 +272,7 @@ def export_products(
         raise typer.Exit(2) from None
 
     async def work(engine: AsyncEngine) -> int:
-        with _rows_progress(f"exporting to {file.name}") as progress:
-            task = progress.add_task("export", rate="-")
-            started = time.perf_counter()
-
-            def advance(done: int) -> None:
-                rate = done / max(time.perf_counter() - started, 1e-9)
-                progress.update(task, completed=done, rate=f"{rate:,.0f}")
-
+        with _rows_progress(f"exporting to {file.name}") as advance:
             return await transfer.export_file(
                 engine, file, file_type=file_type, on_progress=advance
             )

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from sqlalchemy import insert
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,7 +25,7 @@ from catalog.db.base import utcnow
 from catalog.db.session import create_sessionmaker
 from catalog.products.export import ExportFormat, export_chunks, first_chunk
 from catalog.products.models import Product
-from catalog.products.schemas import Category, Description, Name, Price, Sku, Stock
+from catalog.products.schemas import ProductCreate
 
 __all__ = ["ImportReport", "OnError", "RowError", "export_file", "file_format", "import_file"]
 
@@ -35,17 +35,9 @@ class OnError(enum.StrEnum):
     SKIP = "skip"  # write the good rows, report the bad
 
 
-class ProductRow(BaseModel):
-    """One row of an import: the API's rules; an export's extra columns are accepted."""
+class ProductRow(ProductCreate):
+    """One row of an import: the API's rules, and the extra columns of an export."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    sku: Sku
-    name: Name
-    description: Description = ""
-    price: Price
-    stock: Stock = 0
-    category: Category | None = None
     # Kept when given, so that export -> import reproduces the products.
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -148,21 +140,13 @@ def _upsert(dialect: str, rows: list[dict[str, Any]]) -> Any:
     of executemany cannot parse ON DUPLICATE KEY UPDATE.)"""
     table = Product.__table__
     updated = ("name", "description", "price", "stock", "category", "updated_at")
-    if dialect == "postgresql":
-        pg_insert = postgresql.insert(Product).values(rows)
-        return pg_insert.on_conflict_do_update(
+    if dialect in ("postgresql", "sqlite"):
+        make: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = make(Product).values(rows)
+        return statement.on_conflict_do_update(
             index_elements=["sku"],
             set_={
-                **{name: pg_insert.excluded[name] for name in updated},
-                "version": table.c.version + 1,
-            },
-        )
-    if dialect == "sqlite":
-        lite_insert = sqlite.insert(Product).values(rows)
-        return lite_insert.on_conflict_do_update(
-            index_elements=["sku"],
-            set_={
-                **{name: lite_insert.excluded[name] for name in updated},
+                **{name: statement.excluded[name] for name in updated},
                 "version": table.c.version + 1,
             },
         )
