@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from catalog.config import Settings
 from catalog.db.base import utcnow
 from catalog.db.engine import create_engine
+from catalog.users.models import Role, User
 from catalog.users.security import create_access_token
 
 if TYPE_CHECKING:
@@ -84,8 +85,6 @@ UNUSABLE_PASSWORD_HASH = "$argon2id$v=19$m=65536,t=3,p=4$unusable$unusable"
 
 async def create_user(engine: AsyncEngine, email: str, *, admin: bool = False) -> int:
     """Insert a user directly (no argon2 cost) and return its id."""
-    from catalog.users.models import Role, User
-
     async with engine.begin() as connection:
         result = await connection.execute(
             insert(User).values(

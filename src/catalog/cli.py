@@ -219,14 +219,25 @@ def _rows_progress(label: str) -> Iterator[Callable[[int], None]]:
         yield advance
 
 
+FormatOption = Annotated[
+    ExportFormat | None, typer.Option("--format", help="Default: from the extension.")
+]
+
+
+def _file_type(file: Path, given: ExportFormat | None) -> ExportFormat:
+    try:
+        return transfer.file_format(file, given)
+    except ValueError as error:
+        console.print(str(error))
+        raise typer.Exit(2) from None
+
+
 @app.command("import")
 def import_products(
     file: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, help="A .csv or .ndjson file.")
     ],
-    file_format: Annotated[
-        ExportFormat | None, typer.Option("--format", help="Default: from the extension.")
-    ] = None,
+    file_format: FormatOption = None,
     on_error: Annotated[
         OnError,
         typer.Option(
@@ -235,11 +246,7 @@ def import_products(
     ] = OnError.ABORT,
 ) -> None:
     """Add or update products (by SKU) from a file, checked by the API's rules."""
-    try:
-        file_type = transfer.file_format(file, file_format)
-    except ValueError as error:
-        console.print(str(error))
-        raise typer.Exit(2) from None
+    file_type = _file_type(file, file_format)
 
     async def work(engine: AsyncEngine) -> transfer.ImportReport:
         with _rows_progress(f"importing {file.name}") as advance:
@@ -260,16 +267,10 @@ def import_products(
 @app.command("export")
 def export_products(
     file: Annotated[Path, typer.Argument(dir_okay=False, help="A .csv or .ndjson file to write.")],
-    file_format: Annotated[
-        ExportFormat | None, typer.Option("--format", help="Default: from the extension.")
-    ] = None,
+    file_format: FormatOption = None,
 ) -> None:
     """Write every product to a file that `catalog import` reads back."""
-    try:
-        file_type = transfer.file_format(file, file_format)
-    except ValueError as error:
-        console.print(str(error))
-        raise typer.Exit(2) from None
+    file_type = _file_type(file, file_format)
 
     async def work(engine: AsyncEngine) -> int:
         with _rows_progress(f"exporting to {file.name}") as advance:

@@ -24,7 +24,6 @@ from catalog.products.search import Search, search
 
 __all__ = [
     "add",
-    "count",
     "count_matching",
     "delete_if_version",
     "estimate_matching",
@@ -143,11 +142,6 @@ async def page_after(session: AsyncSession, *, after_id: int, limit: int) -> Seq
     """Up to `limit` products with an id above `after_id`, by id (keyset: no OFFSET scan)."""
     statement = select(Product).where(Product.id > after_id).order_by(Product.id).limit(limit)
     return (await session.scalars(statement)).all()
-
-
-async def count(session: AsyncSession) -> int:
-    """How many products there are."""
-    return (await session.execute(select(func.count()).select_from(Product))).scalar_one()
 
 
 async def add(session: AsyncSession, product: Product) -> Product:
