@@ -1,11 +1,12 @@
 """Declarative base with a naming convention, portable column types and shared mixins."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, Numeric
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -28,6 +29,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class _SQLiteDateTime(sqlite.DATETIME):
+    """SQLite's DATETIME, bound with isoformat: the same text as SQLAlchemy's own
+    format ("2024-05-01 12:00:00.000000") at a fraction of the cost per value."""
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], str | None]:
+        def process(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat(" ", "microseconds")
+
+        return process
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored in UTC and always read back timezone-aware.
 
@@ -35,7 +47,11 @@ class UTCDateTime(TypeDecorator[datetime]):
     which this type writes as UTC and reads back with UTC attached.
     """
 
-    impl = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+    impl = (
+        DateTime(timezone=True)
+        .with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+        .with_variant(_SQLiteDateTime(), "sqlite")  # type: ignore[no-untyped-call]
+    )
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:

@@ -60,10 +60,12 @@ def _conditions(filters: ProductFilters) -> list[ColumnElement[bool]]:
 
 def _keyset(key: ColumnElement[Any], descending: bool, value: Any, last_id: int) -> Any:
     # (key, id) strictly after the last row sent. Spelled out rather than as a row-value
-    # comparison, which not every dialect turns into an index range scan.
+    # comparison, which not every dialect turns into an index range scan; the redundant
+    # bound on the key alone is what lets every planner start the index scan at the
+    # cursor instead of reading (and skipping) every row before it.
     if descending:
-        return or_(key < value, and_(key == value, Product.id < last_id))
-    return or_(key > value, and_(key == value, Product.id > last_id))
+        return and_(key <= value, or_(key < value, and_(key == value, Product.id < last_id)))
+    return and_(key >= value, or_(key > value, and_(key == value, Product.id > last_id)))
 
 
 def _filtered(statement: Any, filters: ProductFilters, dialect: str) -> tuple[Any, Search | None]:

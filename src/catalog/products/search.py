@@ -18,10 +18,11 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.dialects.mysql import match as mysql_match
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from catalog.products.models import Product
 
-__all__ = ["Search", "search"]
+__all__ = ["Search", "rebuild_text_index", "search"]
 
 # The words of a query; everything else (quotes, operators) is dropped before SQLite's
 # and MariaDB's query syntax, so no input reaches them unescaped.
@@ -77,3 +78,15 @@ def search(dialect: str, q: str) -> Search:
         for word in words
     ]
     return Search(condition=and_(*conditions), rank=literal(0.0))
+
+
+async def rebuild_text_index(connection: AsyncConnection) -> None:
+    """Fill the text index from the products table, after a bulk load that bypassed it.
+
+    Only SQLite's FTS5 table needs it (its triggers were dropped for the load); the
+    other dialects' text indexes are ordinary indexes, rebuilt with the rest.
+    """
+    if connection.dialect.name == "sqlite":
+        await connection.exec_driver_sql(
+            "INSERT INTO products_fts(products_fts) VALUES ('rebuild')"
+        )
