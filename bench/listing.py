@@ -158,7 +158,10 @@ async def plans(url: str) -> list[str]:
             await repository.list_page(session, filters=query_filters, sort=sort, limit=21)
         sql = str(captured[-1].compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         async with engine.connect() as connection:
-            rows = (await connection.execute(text(explain + sql))).all()
+            result = await connection.execute(text(explain + sql))
+            rows = [tuple(result.keys()), *result.all()]
+        if dialect.name == "postgresql":
+            rows = rows[1:]  # one column, QUERY PLAN
         lines += [f"{dialect.name}, {name}:", "", "```sql", sql, "```", "", "```"]
         lines += [" | ".join(str(value) for value in row) for row in rows]
         lines += ["```", ""]

@@ -162,8 +162,9 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def _app_settings(request: Request) -> Settings:
-    # The settings the app was built with (tests build apps with their own).
+async def _app_settings(request: Request) -> Settings:
+    # The settings the app was built with (tests build apps with their own). `async`
+    # although it never awaits: FastAPI would run a plain `def` in its thread pool.
     return cast(Settings, request.app.state.settings)
 
 

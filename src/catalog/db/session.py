@@ -38,7 +38,11 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     )
 
 
-def get_engine(request: Request) -> AsyncEngine:
+# The dependencies below are `async def` although they never await: FastAPI runs a plain
+# `def` dependency in its thread pool, a thread hop per request for a dictionary lookup.
+
+
+async def get_engine(request: Request) -> AsyncEngine:
     """The engine the app's lifespan created."""
     return cast(AsyncEngine, request.app.state.engine)
 
@@ -46,9 +50,13 @@ def get_engine(request: Request) -> AsyncEngine:
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 
 
-def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    """The session factory, for work that outlives the route (streamed responses)."""
+def _app_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     return cast(async_sessionmaker[AsyncSession], request.app.state.sessionmaker)
+
+
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    """The session factory, for work that outlives the route (streamed responses)."""
+    return _app_sessionmaker(request)
 
 
 # For routes whose response streams: they open a short session per piece of work, so no
@@ -58,7 +66,9 @@ SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sess
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: commit on success, roll back on any error, always close."""
-    async with get_sessionmaker(request)() as session:  # closing returns the connection to the pool
+    async with _app_sessionmaker(
+        request
+    )() as session:  # closing returns the connection to the pool
         try:
             yield session
         except BaseException:

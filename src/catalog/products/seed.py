@@ -60,12 +60,15 @@ def _demo_rows(count: int, seed: int) -> Iterator[tuple[Any, ...]]:
     # than random.choice, which matters at a million rows.
     rng = random.Random(seed)  # noqa: S311 - demo data must be reproducible, not secret
     rand = rng.random
+    step = _SPAN_SECONDS / max(count, 1)
     for number in range(1, count + 1):
         topic = _RARE_TOPIC if rand() < 0.002 else _TOPICS[int(rand() * len(_TOPICS))]
         noun = _NOUNS[int(rand() * len(_NOUNS))]
         adjective = _ADJECTIVES[int(rand() * len(_ADJECTIVES))]
         article = "An" if adjective[0] in "aeiou" else "A"
-        created = _EPOCH + timedelta(seconds=int(rand() * _SPAN_SECONDS))
+        # Products arrive over the years in id order, as in a real catalog: creation
+        # dates spread evenly over the span and rise with the id.
+        created = _EPOCH + timedelta(seconds=int((number - 1 + rand()) * step))
         yield (
             f"DEMO-{number:07d}",
             f"{_CAPITALIZED[int(rand() * len(_CAPITALIZED))]} {noun} about {topic}",

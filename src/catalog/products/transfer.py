@@ -134,29 +134,36 @@ def _validated(handle: IO[str], file_type: ExportFormat) -> Iterator[tuple[int, 
             yield number, f"{where}: {first['msg']}"
 
 
-def _upsert(dialect: str, rows: list[dict[str, Any]]) -> Any:
-    """One multi-row INSERT of `rows`, updating the products whose SKU exists, in the
-    dialect's own words. (One statement, not an executemany: the MySQL drivers' batching
-    of executemany cannot parse ON DUPLICATE KEY UPDATE.)"""
+def _upsert(dialect: str, rows: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]] | None]:
+    """The statement that inserts `rows`, updating the products whose SKU exists, in the
+    dialect's own words, and the parameters to run it with (None: the rows are in it).
+
+    PostgreSQL and SQLite: one statement run as an executemany, compiled once and cached
+    (asyncpg and sqlite3 run it prepared, row by row in C). MySQL/MariaDB: one
+    multi-row statement per batch, because the MySQL drivers' executemany batching
+    cannot parse ON DUPLICATE KEY UPDATE.
+    """
     table = Product.__table__
     updated = ("name", "description", "price", "stock", "category", "updated_at")
     if dialect in ("postgresql", "sqlite"):
         make: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = make(Product).values(rows)
-        return statement.on_conflict_do_update(
+        statement = make(Product)
+        upsert = statement.on_conflict_do_update(
             index_elements=["sku"],
             set_={
                 **{name: statement.excluded[name] for name in updated},
                 "version": table.c.version + 1,
             },
         )
+        return upsert, rows
     if dialect in ("mysql", "mariadb"):
         my_insert = mysql.insert(Product).values(rows)
-        return my_insert.on_duplicate_key_update(
+        upsert = my_insert.on_duplicate_key_update(
             **{name: my_insert.inserted[name] for name in updated},
             version=table.c.version + 1,
         )
-    return insert(Product).values(rows)  # elsewhere plain inserts: a taken SKU is an error
+        return upsert, None
+    return insert(Product), rows  # elsewhere plain inserts: a taken SKU is an error
 
 
 def _values(row: ProductRow) -> dict[str, Any]:
@@ -198,7 +205,8 @@ async def import_file(
 
     async def flush() -> None:
         async with engine.begin() as connection:
-            await connection.execute(_upsert(engine.dialect.name, batch))
+            statement, parameters = _upsert(engine.dialect.name, batch)
+            await connection.execute(statement, parameters)
         report.written += len(batch)
         batch.clear()
 
