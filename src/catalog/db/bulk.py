@@ -50,35 +50,24 @@ async def begin_bulk(connection: AsyncConnection) -> None:
         await connection.begin()
 
 
-async def _drop_postgresql(connection: AsyncConnection, table: str) -> _Rebuild:
-    result = await connection.execute(
-        text(
-            "SELECT index_class.relname, pg_get_indexdef(index_class.oid) "
-            "FROM pg_index JOIN pg_class index_class ON index_class.oid = pg_index.indexrelid "
-            "WHERE pg_index.indrelid = CAST(:table AS regclass) AND NOT EXISTS "
-            "(SELECT 1 FROM pg_constraint WHERE pg_constraint.conindid = pg_index.indexrelid)"
-        ),
-        {"table": table},
-    )
-    rebuild: _Rebuild = []
-    for name, definition in result.all():
-        await connection.exec_driver_sql(f'DROP INDEX "{name}"')
-        rebuild.append(definition)
-    return rebuild
+# Per dialect: the table's droppable objects as (kind, name, the SQL that makes it).
+_LISTINGS = {
+    # Indexes that back a constraint (primary key, unique SKU) are left out: they stay.
+    "postgresql": "SELECT 'INDEX', index_class.relname, pg_get_indexdef(index_class.oid) "
+    "FROM pg_index JOIN pg_class index_class ON index_class.oid = pg_index.indexrelid "
+    "WHERE pg_index.indrelid = CAST(:table AS regclass) AND NOT EXISTS "
+    "(SELECT 1 FROM pg_constraint WHERE pg_constraint.conindid = pg_index.indexrelid)",
+    # sql IS NULL marks the indexes SQLite made for a constraint: they stay.
+    "sqlite": "SELECT upper(type), name, sql FROM sqlite_master WHERE tbl_name = :table "
+    "AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name",
+}
 
 
-async def _drop_sqlite(connection: AsyncConnection, table: str) -> _Rebuild:
-    # Indexes with sql IS NULL are the ones SQLite made for a constraint: they stay.
-    result = await connection.execute(
-        text(
-            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = :table "
-            "AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name"
-        ),
-        {"table": table},
-    )
+async def _drop_listed(connection: AsyncConnection, table: str) -> _Rebuild:
+    result = await connection.execute(text(_LISTINGS[connection.dialect.name]), {"table": table})
     rebuild: _Rebuild = []
     for kind, name, definition in result.all():
-        await connection.exec_driver_sql(f'DROP {kind.upper()} "{name}"')
+        await connection.exec_driver_sql(f'DROP {kind} "{name}"')
         rebuild.append(definition)
     return rebuild
 
@@ -117,8 +106,8 @@ async def _drop_mysql(connection: AsyncConnection, table: str) -> _Rebuild:
 
 
 _DROPS = {
-    "postgresql": _drop_postgresql,
-    "sqlite": _drop_sqlite,
+    "postgresql": _drop_listed,
+    "sqlite": _drop_listed,
     "mysql": _drop_mysql,
     "mariadb": _drop_mysql,
 }
