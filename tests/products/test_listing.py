@@ -148,7 +148,7 @@ async def test_counts(client: httpx.AsyncClient, catalog: list[dict[str, Any]]) 
     assert estimated["total"] >= 0
     # Every filter at once, text search included, can be estimated (EXPLAIN of literal SQL).
     everything = {
-        "q": "dinosaur's \"atlas\"",
+        "q": 'dinosaur\'s "atlas"',
         "category": "books",
         "price_min": "1.00",
         "price_max": "90.00",
