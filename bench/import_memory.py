@@ -17,22 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import database_url, fresh_schema
-
-from catalog.config import Settings
-from catalog.db.engine import create_engine
-from catalog.products.seed import seed_products
+from common import database_url, fresh_schema, seeded_schema
 
 CATALOG = str(Path(sys.executable).with_name("catalog"))
-
-
-async def seeded(url: str, products: int) -> None:
-    await fresh_schema(url)
-    engine = create_engine(Settings(database_url=url, statement_timeout=600), pooled=False)
-    try:
-        await seed_products(engine, count=products, seed=1)
-    finally:
-        await engine.dispose()
 
 
 def run_measured(arguments: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -57,7 +44,7 @@ def main() -> None:
     url = database_url(args.backend, workdir)
     env = {**os.environ, "CATALOG_DATABASE_URL": url}
     data = workdir / f"products.{args.format}"
-    asyncio.run(seeded(url, args.products))
+    asyncio.run(seeded_schema(url, args.products))
     export_time, export_rss = run_measured(["export", str(data)], env)
     asyncio.run(fresh_schema(url))
     import_time, import_rss = run_measured(["import", str(data)], env)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import database_url, fresh_schema, run_wrk, served
+from common import database_url, run_wrk, seeded_schema, served
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,7 +39,7 @@ from catalog.db.engine import create_engine
 from catalog.db.session import create_sessionmaker
 from catalog.products import repository
 from catalog.products.schemas import ProductFilters, ProductSort
-from catalog.products.seed import count_products, seed_products
+from catalog.products.seed import count_products
 
 DEPTH_ROWS = 200_000  # 10,000 pages of 20
 SORTS = ("id", "name", "price", "-created_at")
@@ -178,14 +178,8 @@ async def prepare(url: str, products: int, reuse: bool) -> None:
         pass  # no schema yet: make one
     finally:
         await engine.dispose()
-    await fresh_schema(url)
-    engine = create_engine(Settings(database_url=url, statement_timeout=600), pooled=False)
-    try:
-        started = time.perf_counter()
-        await seed_products(engine, count=products, seed=1)
-        print(f"seeded {products:,} in {time.perf_counter() - started:.1f} s", flush=True)
-    finally:
-        await engine.dispose()
+    took = await seeded_schema(url, products)
+    print(f"seeded {products:,} in {took:.1f} s", flush=True)
 
 
 def main() -> None:

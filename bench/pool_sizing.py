@@ -16,21 +16,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import admin_token, database_url, fresh_schema, run_wrk, served
-
-from catalog.config import Settings
-from catalog.db.engine import create_engine
-from catalog.products.seed import seed_products
+from common import admin_token, database_url, run_wrk, seeded_schema, served
 
 PRODUCTS = 10_000
-
-
-async def seed(url: str) -> None:
-    engine = create_engine(Settings(database_url=url), pooled=False)
-    try:
-        await seed_products(engine, count=PRODUCTS, seed=1)
-    finally:
-        await engine.dispose()
 
 
 SCRIPTS = {
@@ -98,8 +86,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for backend in args.backends:
         url = database_url(backend, workdir)
-        asyncio.run(fresh_schema(url))
-        asyncio.run(seed(url))
+        asyncio.run(seeded_schema(url, PRODUCTS))
         token = asyncio.run(admin_token(url))
         scripts = {}
         for name, body in SCRIPTS.items():

@@ -14,24 +14,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import database_url, fresh_schema
+from common import database_url, fresh_schema, seeded_schema
 
 from catalog.config import Settings
 from catalog.db.engine import create_engine
 from catalog.db.session import create_sessionmaker
 from catalog.products.models import Product
-from catalog.products.seed import demo_products, seed_products
+from catalog.products.seed import demo_products
 
 
 async def fast(url: str, count: int) -> float:
-    await fresh_schema(url)
-    engine = create_engine(Settings(database_url=url), pooled=False)
-    try:
-        started = time.perf_counter()
-        await seed_products(engine, count=count, seed=1)
-        return count / (time.perf_counter() - started)
-    finally:
-        await engine.dispose()
+    return count / await seeded_schema(url, count)
 
 
 async def orm_one_by_one(url: str, count: int) -> float:

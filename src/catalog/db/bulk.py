@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Dialect, Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = [
@@ -153,7 +153,7 @@ async def analyze(connection: AsyncConnection, table: str) -> None:
 
 
 def storage_rows(
-    table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], dialect: Any
+    table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], dialect: Dialect
 ) -> list[tuple[Any, ...]]:
     """`rows` converted the way the columns' types store them on `dialect`
     (e.g. SQLite's integer cents), ready for the driver."""

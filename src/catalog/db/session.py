@@ -66,9 +66,8 @@ SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sess
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: commit on success, roll back on any error, always close."""
-    async with _app_sessionmaker(
-        request
-    )() as session:  # closing returns the connection to the pool
+    make_session = _app_sessionmaker(request)
+    async with make_session() as session:  # closing returns the connection to the pool
         try:
             yield session
         except BaseException:
