@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -74,17 +73,7 @@ async def test_requests_beyond_the_pool_get_503_within_the_timeout_and_write_not
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
-async def test_a_cancelled_request_returns_its_connection(
-    backend: Backend, request: pytest.FixtureRequest
-) -> None:
-    if backend.name == "mariadb":
-        # Seen on 2026-11-23, also on older commits: in about one run in three, one
-        # cancelled request stays in flush(), waiting for the asyncmy connection's execute
-        # mutex until the lock is released. Under investigation (issue 5's closing note).
-        # The test still runs on MariaDB; its failure is reported, not fatal.
-        request.applymarker(
-            pytest.mark.xfail(strict=False, reason="cancelled asyncmy flush can wait")
-        )
+async def test_a_cancelled_request_returns_its_connection(backend: Backend) -> None:
     async with small_app(backend) as client:
         engine: AsyncEngine = client.app_engine  # type: ignore[attr-defined]
         async with products_locked(backend):

@@ -1,6 +1,8 @@
 """The engine and its connection pool: one per process, with per-dialect options in one place."""
 
+import asyncio
 import math
+import sys
 from typing import Any
 
 from sqlalchemy import event
@@ -124,6 +126,21 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
         cursor.close()
 
 
+def _raise_swallowed_cancellation(*_: Any) -> None:
+    """Re-raise a cancellation that the driver lost, before the next statement or commit.
+
+    Python 3.11's `asyncio.wait_for` returns the result and drops the cancellation when
+    the awaited read completes in the same loop iteration as the cancel (fixed in 3.12,
+    cpython gh-86296). asyncmy wraps every read in `wait_for` when `read_timeout` is set,
+    so a cancelled request could carry on and wait on locks it should have given up.
+    The task still counts the cancellation (`cancelling()`): code that means to swallow
+    one calls `uncancel()`, as `asyncio.timeout` and anyio's cancel scopes do.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 _POOL_ONLY_OPTIONS = ("pool_size", "max_overflow", "pool_timeout", "pool_reset_on_return")
 
 
@@ -148,6 +165,9 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
         # every writer out. Without RETURNING, new ids come from cursor.lastrowid.
         dialect = engine.dialect
         dialect.insert_returning = dialect.update_returning = dialect.delete_returning = False
+    if engine.dialect.name in ("mysql", "mariadb") and sys.version_info < (3, 12):
+        for event_name in ("before_cursor_execute", "commit"):
+            event.listen(engine.sync_engine, event_name, _raise_swallowed_cancellation)
     if pooled:
         instrument_pool(engine.sync_engine.pool)
         if not settings.pool_pre_ping and settings.pool_ping_after_idle > 0:
