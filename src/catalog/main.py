@@ -10,7 +10,7 @@ import catalog
 from catalog import health, metrics
 from catalog.config import Settings, get_settings
 from catalog.db.engine import create_engine
-from catalog.db.session import create_sessionmaker
+from catalog.db.session import create_read_sessionmaker, create_sessionmaker
 from catalog.db.startup import check_database
 from catalog.errors import install_error_handling, problem_responses
 from catalog.limits import BodySizeLimitMiddleware
@@ -33,6 +33,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await check_database(engine, settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.read_sessionmaker = create_read_sessionmaker(engine)
         yield
     finally:
         await engine.dispose()

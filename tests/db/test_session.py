@@ -4,15 +4,16 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, select, text
+from sqlalchemy import event, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.engine import create_engine
-from catalog.db.session import SessionDep
+from catalog.db.session import ReadSessionDep, SessionDep
 from catalog.products.models import Product
 from tests.conftest import TEST_APPLICATION_NAME, Backend
 from tests.helpers import assert_problem, only_on, product_payload, serving
@@ -210,3 +211,57 @@ async def test_an_exhausted_pool_answers_503_with_retry_after_quickly(backend: B
             assert "retry" in body["detail"]
             assert 0.5 <= waited < 2.5
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@only_on("postgresql")
+async def test_a_public_read_is_one_round_trip_on_postgresql(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    product = (await client.post("/products", json=product_payload())).json()
+    statements: list[str] = []  # prepared statements, as SQLAlchemy sends them
+    simple: list[str] = []  # asyncpg's simple queries: BEGIN, COMMIT, ROLLBACK, ...
+    watched: set[int] = set()
+
+    def watch(dbapi_connection: Any, *_: object) -> None:
+        driver = dbapi_connection.driver_connection
+        if id(driver) not in watched:
+            watched.add(id(driver))
+            driver.add_query_logger(lambda logged: simple.append(logged.query))
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine.pool, "checkout", watch)
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        assert (await client.get(f"/products/{product['id']}")).status_code == 200
+        assert (await client.get("/products", params={"limit": 5})).status_code == 200
+        reads = (list(statements), list(simple))
+        # The check can fail: a write still runs in a transaction of its own.
+        assert (await client.post("/products", json=product_payload("W"))).status_code == 201
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        event.remove(engine.sync_engine.pool, "checkout", watch)
+    read_statements, read_simple = reads
+    assert len(read_statements) == 2  # one SELECT per read request, nothing around it
+    assert read_simple == []
+    assert any(query.startswith("BEGIN") for query in simple)
+    assert "COMMIT;" in simple or "COMMIT" in simple
+
+
+async def test_a_read_only_session_refuses_writes(app: FastAPI, client: httpx.AsyncClient) -> None:
+    @app.get("/test-only/writes-through-a-read-session")
+    async def writes(session: ReadSessionDep) -> dict[str, str]:
+        session.add(Product(**product_payload("SNEAKY"), version=1))
+        await session.flush()
+        return {}
+
+    @app.get("/test-only/updates-through-a-read-session")
+    async def updates(session: ReadSessionDep) -> dict[str, str]:
+        await session.execute(update(Product).values(stock=0))
+        return {}
+
+    for path in ("writes", "updates"):
+        response = await client.get(f"/test-only/{path}-through-a-read-session")
+        assert_problem(response, 500)
+    assert (await client.get("/products")).json()["items"] == []

@@ -9,17 +9,23 @@ a 2xx for data that was never saved. Routes that do not declare it never touch t
 """
 
 from collections.abc import AsyncIterator
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 __all__ = [
     "EngineDep",
+    "ReadOnlySessionError",
+    "ReadSessionDep",
     "SessionDep",
     "SessionFactoryDep",
+    "create_read_sessionmaker",
     "create_sessionmaker",
     "get_engine",
+    "get_read_session",
     "get_session",
     "get_sessionmaker",
 ]
@@ -35,6 +41,44 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
         # Writes go out when a repository flushes on purpose, not as a side effect of
         # a query.
         autoflush=False,
+    )
+
+
+class ReadOnlySession(Session):
+    """A session that refuses to write: see `create_read_sessionmaker`."""
+
+
+class ReadOnlySessionError(RuntimeError):
+    """A request that declared it only reads tried to write: a bug in the route."""
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_flush(session: Session, _context: UOWTransaction, _instances: Any) -> None:
+    raise ReadOnlySessionError("A read-only session cannot flush changes; use SessionDep.")
+
+
+@event.listens_for(ReadOnlySession, "do_orm_execute")
+def _refuse_dml(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise ReadOnlySessionError("A read-only session cannot write; use SessionDep.")
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """The session factory of requests that only read, on the same engine and pool.
+
+    On PostgreSQL its connections run in autocommit: each statement is its own
+    transaction, so a read is one round trip instead of three (BEGIN, the query,
+    COMMIT). asyncpg keeps the autocommit flag on the client, so switching a pooled
+    connection to it and back costs nothing. Elsewhere the flag would cost more than it
+    saves (MySQL drivers send SET autocommit both ways; sqlite3 never sends BEGIN for a
+    read anyway), so the connection is used as it is and the transaction the first read
+    opened ends when the session closes. Statements of one request may see different
+    snapshots on PostgreSQL: a page and its count=exact, for instance.
+    """
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(
+        engine, sync_session_class=ReadOnlySession, expire_on_commit=False, autoflush=False
     )
 
 
@@ -81,3 +125,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the code after `yield` runs as soon as the route returns, before
 # the response is sent (the default "request" scope would run it after sending).
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One read-only session per request: nothing to commit; closing gives back the
+    connection (ending, outside PostgreSQL, the transaction its first read began)."""
+    make_session = cast(async_sessionmaker[AsyncSession], request.app.state.read_sessionmaker)
+    async with make_session() as session:
+        yield session
+
+
+# For public routes that only read. A route that also takes CurrentUser takes
+# SessionDep: the user is loaded through that session, and one request, one session.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]

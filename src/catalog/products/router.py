@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from catalog.config import SettingsDep
-from catalog.db.session import SessionDep, SessionFactoryDep
+from catalog.db.session import ReadSessionDep, SessionDep, SessionFactoryDep
 from catalog.errors import ValidationError, problem_responses
 from catalog.products import export as product_export
 from catalog.products import service as product_service
@@ -44,7 +44,7 @@ _DECIMAL = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 
 @router.get("", responses=problem_responses(400, 422))
 async def list_products(
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     request: Request,
     response: Response,
@@ -193,7 +193,7 @@ async def create_product(
 
 @router.get("/{product_id}", responses=problem_responses(404, 422))
 async def get_product(
-    product_id: ProductId, session: SessionDep, response: Response
+    product_id: ProductId, session: ReadSessionDep, response: Response
 ) -> ProductRead:
     """One product, with its version as `ETag`."""
     product = await product_service.get(session=session, product_id=product_id)
