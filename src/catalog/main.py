@@ -1,5 +1,6 @@
 """The application factory: `create_app()` wires settings, engine, routers and errors."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.read_sessionmaker = create_read_sessionmaker(engine)
+        # What exists now (modules, the app, the engine) lives as long as the process:
+        # take it out of the collector's reach. Otherwise every full collection walks
+        # it all again, a pause of 50 to 90 ms under load here, which lands in the p99.
+        gc.collect()
+        gc.freeze()
         yield
     finally:
         await engine.dispose()
