@@ -94,12 +94,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(env: dict[str, str]) -> Iterator[str]:
-    """`uvicorn catalog.main:create_app` (1 worker, no access log); yields its base URL."""
+def served(env: dict[str, str], workers: int = 1) -> Iterator[str]:
+    """`uvicorn catalog.main:create_app` (no access log); yields its base URL."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "catalog.main:create_app", "--factory",
-         "--port", str(port), "--no-access-log", "--log-level", "warning"],
+         "--port", str(port), "--workers", str(workers), "--no-access-log",
+         "--log-level", "warning"],
         env={**os.environ, **env},
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
@@ -139,8 +140,9 @@ def run_wrk(base_url: str, script: Path, seconds: int, connections: int) -> dict
     if "Requests/sec" not in output:
         raise RuntimeError(f"wrk printed no result:\n{output}")
     found = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    p50 = re.search(r"50%\s+(\S+)", output)
-    p99 = re.search(r"99%\s+(\S+)", output)
+    # Anchored: "+/- Stdev" columns such as "71.50%" must not match.
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     total = re.search(r"(\d+) requests in", output)
     assert found and p50 and p99 and total, output

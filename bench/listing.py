@@ -2,6 +2,7 @@
 
     python bench/listing.py [--backends postgresql sqlite mariadb] [--products 1000000]
                             [--reuse] [--seconds 10] [--connections 16]
+                            [--workers 1 2]
 
 Per backend: a fresh schema seeded with --products demo products (`catalog seed`'s
 path; --reuse keeps a database that already holds exactly that many), then a real
@@ -12,7 +13,7 @@ path; --reuse keeps a database that already holds exactly that many), then a rea
    cursors at limit=200. For contrast the same depth by OFFSET, which the API caps at
    10,000 rows, so it is timed as the SQL itself (the API's statement, OFFSET 200,000).
 2. Concurrency: wrk with --connections clients on the dinosaur query and on a
-   price-range + category page; requests/s, p50, p99, non-2xx.
+   price-range + category page; requests/s, p50, p99, non-2xx; once per --workers.
 3. Query plans of both queries (PostgreSQL EXPLAIN ANALYZE, SQLite EXPLAIN QUERY PLAN,
    MariaDB ANALYZE), printed after the tables.
 Needs wrk (Debian package `wrk`).
@@ -192,6 +193,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1])
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="catalog-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -199,10 +201,14 @@ def main() -> None:
         url = database_url(backend, workdir)
         asyncio.run(prepare(url, args.products, args.reuse))
         print(f"\n## {backend}, {args.products:,} products\n", flush=True)
-        with served({"CATALOG_DATABASE_URL": url, "CATALOG_POOL_TIMEOUT": "30"}) as base_url:
+        env = {"CATALOG_DATABASE_URL": url, "CATALOG_POOL_TIMEOUT": "30"}
+        with served(env) as base_url:
             depth = min(DEPTH_ROWS, args.products // 400 * 200)
             print("\n".join(deep_pages(base_url, url, depth)), "\n", flush=True)
-            print("\n".join(under_load(base_url, args, workdir)), "\n", flush=True)
+        for workers in args.workers:
+            with served(env, workers) as base_url:
+                print(f"{workers} worker(s):\n", flush=True)
+                print("\n".join(under_load(base_url, args, workdir)), "\n", flush=True)
         print("\n".join(asyncio.run(plans(url))), flush=True)
 
 
