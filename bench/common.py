@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -93,31 +94,71 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass
+class Server:
+    """A server process started by `server_process`."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+
+    def peak_rss_mib(self) -> list[float]:
+        """Peak resident memory (VmHWM) of each worker process, in MiB: the process
+        itself with one worker, its children with several."""
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        ).stdout.split()  # fmt: skip
+        peaks = []
+        for pid in children or [str(self.process.pid)]:
+            status = Path(f"/proc/{pid}/status").read_text()
+            match = re.search(r"VmHWM:\s+(\d+) kB", status)
+            if match:
+                peaks.append(int(match.group(1)) / 1024)
+        return peaks
+
+
 @contextmanager
-def served(env: dict[str, str], workers: int = 1) -> Iterator[str]:
-    """`uvicorn catalog.main:create_app` (no access log); yields its base URL."""
+def server_process(
+    app: str,
+    env: dict[str, str],
+    *,
+    workers: int = 1,
+    factory: bool = False,
+    app_dir: Path | None = None,
+    ready_path: str = "/health/live",
+) -> Iterator[Server]:
+    """`uvicorn app` (no access log) on a free port, once `ready_path` answers."""
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "catalog.main:create_app", "--factory",
-         "--port", str(port), "--workers", str(workers), "--no-access-log",
-         "--log-level", "warning"],
-        env={**os.environ, **env},
-    )  # fmt: skip
+    command = [sys.executable, "-m", "uvicorn", app, "--port", str(port),
+               "--workers", str(workers), "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    if factory:
+        command.append("--factory")
+    if app_dir is not None:
+        command += ["--app-dir", str(app_dir)]
+    process = subprocess.Popen(command, env={**os.environ, **env})
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(f"{base_url}/health/ready", timeout=1).raise_for_status()
+                httpx.get(f"{base_url}{ready_path}", timeout=1).raise_for_status()
                 break
             except httpx.HTTPError:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.2)
-        yield base_url
+        yield Server(base_url, process)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextmanager
+def served(env: dict[str, str], workers: int = 1) -> Iterator[str]:
+    """`uvicorn catalog.main:create_app` (no access log); yields its base URL."""
+    with server_process(
+        "catalog.main:create_app", env, workers=workers, factory=True, ready_path="/health/ready"
+    ) as server:
+        yield server.base_url
 
 
 def _to_ms(value: str) -> float:
@@ -144,6 +185,9 @@ def run_wrk(base_url: str, script: Path, seconds: int, connections: int) -> dict
     p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE)
     p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     total = re.search(r"(\d+) requests in", output)
     assert found and p50 and p99 and total, output
     return {
@@ -151,5 +195,6 @@ def run_wrk(base_url: str, script: Path, seconds: int, connections: int) -> dict
         "p50": _to_ms(p50.group(1)),
         "p99": _to_ms(p99.group(1)),
         "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": float(sum(map(int, socket_errors.groups()))) if socket_errors else 0.0,
         "requests": float(total.group(1)),
     }

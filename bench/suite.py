@@ -1,0 +1,555 @@
+"""The speed suite: catalog against the tutorial pattern, a raw driver and the database.
+
+    make bench                      # or: catalog bench, or python bench/suite.py
+    python bench/suite.py [--products 100000] [--seconds 10] [--connections 16 64 256]
+                          [--reuse] [--write-docs] [--smoke]
+
+Every configuration serves the same data (--products demo products, seeded once per
+backend) on this machine, one after the other, under wrk:
+
+- catalog on PostgreSQL, MariaDB and SQLite, with 1 and 2 uvicorn workers;
+- bench/baselines/tutorial.py: the tutorial pattern (sync engine, pool 10 + 20,
+  `def` routes, `db.query`), on PostgreSQL and SQLite, and with NullPool on PostgreSQL
+  (the pooled-versus-unpooled claim);
+- bench/baselines/raw_asyncpg.py: Starlette with a raw asyncpg pool, the ceiling for
+  the single-row read;
+- pgbench: the same point select, prepared, from C: the database's own ceiling.
+
+Scenarios: `GET /products/{id}` with random ids, `GET /products?limit=20`, the dinosaur
+search, `POST /orders` on 5 hot products (catalog only: the baselines have no orders)
+and `GET /health/live` (no database: the HTTP ceiling). Each runs for --seconds after a
+2 s warm-up, at each of --connections. Then, per configuration on a network database,
+a second server whose connections go through a counting proxy (bench/roundtrips.py)
+answers 200 sequential requests per scenario: database round trips per request.
+Peak RSS is per worker process (VmHWM).
+
+--write-docs puts the tables between the suite's markers in docs/benchmarks.md and
+draws docs/img/suite.png. --smoke is CI's run: 1,000 products, 1 s per scenario, 16
+connections, and every configuration's answers checked for correctness, not speed.
+"""
+
+import argparse
+import asyncio
+import json
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from common import (
+    SERVER_URLS,
+    Server,
+    admin_token,
+    database_url,
+    run_wrk,
+    seeded_schema,
+    server_process,
+)
+from roundtrips import RoundTripCounter
+from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from catalog.config import Settings
+from catalog.db.engine import create_engine
+from catalog.products.models import Product
+from catalog.products.seed import count_products
+
+REPO = Path(__file__).resolve().parent.parent
+BASELINES = REPO / "bench" / "baselines"
+DOCS = REPO / "docs" / "benchmarks.md"
+CHART = REPO / "docs" / "img" / "suite.png"
+BEGIN, END = "<!-- suite:begin -->", "<!-- suite:end -->"
+HOT, HOT_STOCK = 5, 1_000_000_000
+SEARCH = "q=dinosaur&created_after=2020-01-01T00:00:00Z&sort=-created_at&limit=20"
+POINT_SELECT = (
+    "SELECT id, sku, name, description, price, stock, category, version, created_at, "
+    "updated_at FROM products WHERE id = :id;"
+)
+
+
+@dataclass
+class Config:
+    name: str
+    backend: str  # postgresql, mariadb, sqlite
+    kind: str  # catalog, tutorial, tutorial-nullpool, raw-asyncpg
+    workers: int = 1
+    scenarios: tuple[str, ...] = ("one", "page", "search", "orders", "live")
+
+
+CONFIGS = [
+    Config("catalog PG 1w", "postgresql", "catalog"),
+    Config("catalog PG 2w", "postgresql", "catalog", workers=2),
+    Config("tutorial PG", "postgresql", "tutorial", scenarios=("one", "page", "search", "live")),
+    Config("tutorial PG NullPool", "postgresql", "tutorial-nullpool", scenarios=("one",)),
+    Config("raw asyncpg PG", "postgresql", "raw-asyncpg", scenarios=("one", "live")),
+    Config("catalog MariaDB 1w", "mariadb", "catalog"),
+    Config("catalog MariaDB 2w", "mariadb", "catalog", workers=2),
+    Config("catalog SQLite 1w", "sqlite", "catalog"),
+    Config("catalog SQLite 2w", "sqlite", "catalog", workers=2),
+    Config("tutorial SQLite", "sqlite", "tutorial", scenarios=("one", "page", "search", "live")),
+]
+
+
+@dataclass
+class Result:
+    config: str
+    scenario: str
+    connections: int
+    rps: float
+    p50: float
+    p99: float
+    errors: float
+    requests: float
+
+
+@dataclass
+class ConfigReport:
+    results: list[Result] = field(default_factory=list)
+    round_trips: dict[str, float] = field(default_factory=dict)
+    peak_rss: list[float] = field(default_factory=list)
+
+
+def sync_url(url: str) -> str:
+    """The baselines' URL: the tutorial's sync drivers, asyncpg's own DSN."""
+    parsed = make_url(url)
+    driver = {"postgresql": "postgresql+psycopg2", "sqlite": "sqlite", "mysql": "mysql+pymysql"}
+    return parsed.set(drivername=driver[parsed.get_backend_name()]).render_as_string(False)
+
+
+def scripts(workdir: Path, products: int, token: str) -> dict[str, Path]:
+    """wrk scripts per scenario; ids drawn per request, per thread seeds."""
+    seed = "math.randomseed(os.time() + os.clock() * 1000000)\n"
+    bodies = {
+        "one": seed + "request = function()\n"
+        f'  return wrk.format("GET", "/products/" .. math.random(1, {products}))\nend\n',
+        "page": 'wrk.path = "/products?limit=20"\n',
+        "search": f'wrk.path = "/products?{SEARCH}"\n',
+        "live": 'wrk.path = "/health/live"\n',
+        "orders": seed + "request = function()\n"
+        f"  local ids = {{{', '.join(str(n) for n in range(1, HOT + 1))}}}\n"
+        "  for i = #ids, 2, -1 do\n"
+        "    local j = math.random(i)\n"
+        "    ids[i], ids[j] = ids[j], ids[i]\n"
+        "  end\n"
+        "  local lines = {}\n"
+        "  for i = 1, math.random(1, 3) do\n"
+        "    lines[i] = '{\"product_id\": ' .. ids[i] .. ', \"quantity\": 1}'\n"
+        "  end\n"
+        "  local body = '{\"items\": [' .. table.concat(lines, ', ') .. ']}'\n"
+        '  return wrk.format("POST", "/orders", {["Content-Type"] = "application/json",\n'
+        f'                    ["Authorization"] = "Bearer {token}"}}, body)\n'
+        "end\n",
+    }
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, body in bodies.items():
+        paths[name] = workdir / f"{name}.lua"
+        paths[name].write_text(body)
+    return paths
+
+
+async def prepare_data(url: str, products: int, reuse: bool) -> str:
+    """The backend's database with `products` products and 5 hot ones with endless
+    stock; returns an admin token for POST /orders."""
+    engine = create_engine(Settings(database_url=url), pooled=False)
+    try:
+        ready = reuse and await count_products(engine) == products
+    except DBAPIError:  # no schema yet: seed one
+        ready = False
+    finally:
+        await engine.dispose()
+    if not ready:
+        took = await seeded_schema(url, products)
+        print(f"  seeded {products:,} products in {took:.1f} s", flush=True)
+    engine = create_engine(Settings(database_url=url), pooled=False)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(Product).where(Product.id <= HOT).values(stock=HOT_STOCK)
+            )
+    finally:
+        await engine.dispose()
+    return await admin_token(url)
+
+
+async def sku_of(url: str, product_id: int) -> str:
+    engine = create_engine(Settings(database_url=url), pooled=False)
+    try:
+        async with engine.connect() as connection:
+            sku = await connection.scalar(select(Product.sku).where(Product.id == product_id))
+    finally:
+        await engine.dispose()
+    return str(sku)
+
+
+@contextmanager
+def start(config: Config, url: str) -> Iterator[Server]:
+    """The configuration's server, on the database of `url`."""
+    if config.kind == "catalog":
+        env = {"CATALOG_DATABASE_URL": url, "CATALOG_SQLITE_BUSY_TIMEOUT": "30"}
+        with server_process(
+            "catalog.main:create_app", env, workers=config.workers, factory=True,
+            ready_path="/health/ready",
+        ) as server:  # fmt: skip
+            yield server
+    elif config.kind in ("tutorial", "tutorial-nullpool"):
+        env = {"TUTORIAL_DATABASE_URL": sync_url(url)}
+        if config.kind == "tutorial-nullpool":
+            env["TUTORIAL_NULLPOOL"] = "1"
+        with server_process("tutorial:app", env, app_dir=BASELINES) as server:
+            yield server
+    elif config.kind == "raw-asyncpg":
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
+        with server_process("raw_asyncpg:app", {"RAW_DATABASE_URL": dsn}, app_dir=BASELINES) as (
+            server
+        ):
+            yield server
+    else:
+        raise ValueError(config.kind)
+
+
+def items(body: Any) -> list[dict[str, Any]]:
+    """A page's products: catalog wraps them, the tutorial returns a bare list."""
+    return list(body["items"] if isinstance(body, dict) else body)
+
+
+def check_answers(config: Config, base_url: str, token: str, sku_1: str) -> None:
+    """Every scenario of the configuration answers correctly (CI's smoke checks this)."""
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        one = client.get("/products/1")
+        assert one.status_code == 200, (config.name, one.text)
+        assert one.json()["id"] == 1 and one.json()["sku"] == sku_1, (config.name, one.text)
+        assert client.get("/products/999999999").status_code == 404, config.name
+        if "page" in config.scenarios:
+            page = items(client.get("/products", params={"limit": 20}).raise_for_status().json())
+            assert [product["id"] for product in page] == sorted(p["id"] for p in page)
+            assert len(page) == 20, config.name
+        if "search" in config.scenarios:
+            found = items(client.get(f"/products?{SEARCH}").raise_for_status().json())
+            assert found, config.name
+            for product in found:
+                text = f"{product['name']} {product['description']}".lower()
+                assert "dinosaur" in text, (config.name, product)
+            dates = [product["created_at"] for product in found]
+            assert dates == sorted(dates, reverse=True), config.name
+        if "orders" in config.scenarios:
+            order = client.post(
+                "/orders",
+                json={"items": [{"product_id": 1, "quantity": 1}]},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert order.status_code == 201, (config.name, order.text)
+        assert client.get("/health/live").status_code == 200, config.name
+
+
+def count_round_trips(config: Config, url: str, token: str, requests: int) -> dict[str, float]:
+    """Database round trips per request of each scenario, through a counting proxy."""
+    parsed = make_url(url)
+    default_port = 5432 if config.backend == "postgresql" else 3306
+    with RoundTripCounter(parsed.host or "127.0.0.1", parsed.port or default_port) as counter:
+        proxied = parsed.set(host="127.0.0.1", port=counter.port).render_as_string(False)
+        paths: dict[str, Callable[[int], httpx.Request]] = {
+            "one": lambda n: httpx.Request("GET", f"/products/{n % 1000 + 1}"),
+            "page": lambda _n: httpx.Request("GET", "/products?limit=20"),
+            "search": lambda _n: httpx.Request("GET", f"/products?{SEARCH}"),
+            "orders": lambda _n: httpx.Request(
+                "POST",
+                "/orders",
+                json={"items": [{"product_id": 1, "quantity": 1}]},
+                headers={"Authorization": f"Bearer {token}"},
+            ),
+            "live": lambda _n: httpx.Request("GET", "/health/live"),
+        }
+        found = {}
+        with start(config, proxied) as server, httpx.Client(base_url=server.base_url) as client:
+            for scenario in config.scenarios:
+                for n in range(20):  # connections opened, statements prepared
+                    client.send(client.build_request(**_fields(paths[scenario](n))))
+                time.sleep(0.2)
+                counter.take()
+                for n in range(requests):
+                    response = client.send(client.build_request(**_fields(paths[scenario](n))))
+                    assert response.status_code < 300, (config.name, scenario, response.text)
+                time.sleep(0.2)  # connections go back to the pool after the response
+                found[scenario] = counter.take() / requests
+    return found
+
+
+def _fields(request: httpx.Request) -> dict[str, Any]:
+    return {
+        "method": request.method,
+        "url": str(request.url),
+        "content": request.content,
+        "headers": dict(request.headers),
+    }
+
+
+def pgbench(url: str, products: int, seconds: int, connections: int, workdir: Path) -> Result:
+    """The point select from pgbench's C client, prepared: the database's ceiling."""
+    parsed = make_url(url)
+    script = workdir / "point.sql"
+    script.write_text(f"\\set id random(1, {products})\n{POINT_SELECT}\n")
+    output = subprocess.run(
+        ["pgbench", "-n", "-M", "prepared", "-f", str(script), "-c", str(connections),
+         "-j", "2", "-T", str(seconds), "-h", parsed.host or "127.0.0.1",
+         "-p", str(parsed.port or 5432), "-U", parsed.username or "postgres",
+         parsed.database or "postgres"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    tps = re.search(r"tps = ([\d.]+)", output)
+    latency = re.search(r"latency average = ([\d.]+) ms", output)
+    assert tps and latency, output
+    return Result(
+        "pgbench -S style", "one", connections, float(tps.group(1)),
+        float(latency.group(1)), float("nan"), 0.0, float(tps.group(1)) * seconds,
+    )  # fmt: skip
+
+
+def connection_cost_ms(url: str, times: int = 30) -> float:
+    """Median time to open (and close) one new PostgreSQL connection with psycopg2."""
+    import psycopg2
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
+    samples = []
+    for _ in range(times):
+        started = time.perf_counter()
+        psycopg2.connect(dsn).close()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def run_config(
+    config: Config, url: str, token: str, args: argparse.Namespace, paths: dict[str, Path]
+) -> ConfigReport:
+    report = ConfigReport()
+    sku_1 = asyncio.run(sku_of(url, 1))
+    with start(config, url) as server:
+        check_answers(config, server.base_url, token, sku_1)
+        if not args.smoke or args.smoke_load:
+            for scenario in config.scenarios:
+                for connections in args.connections:
+                    run_wrk(server.base_url, paths[scenario], args.warmup, connections)
+                    measured = run_wrk(server.base_url, paths[scenario], args.seconds, connections)
+                    result = Result(
+                        config.name, scenario, connections, measured["rps"], measured["p50"],
+                        measured["p99"], measured["non2xx"] + measured["socket_errors"],
+                        measured["requests"],
+                    )  # fmt: skip
+                    report.results.append(result)
+                    print(
+                        f"  {scenario:7} c={connections:<4} {result.rps:8.0f} req/s  "
+                        f"p50 {result.p50:7.1f} ms  p99 {result.p99:7.1f} ms  "
+                        f"errors {result.errors:.0f}",
+                        flush=True,
+                    )
+        report.peak_rss = server.peak_rss_mib()
+    if config.backend != "sqlite":
+        report.round_trips = count_round_trips(config, url, token, args.round_trip_requests)
+        print(f"  round trips/request: {report.round_trips}", flush=True)
+    return report
+
+
+def ratio(numerator: float | None, denominator: float | None) -> str:
+    if not numerator or not denominator:
+        return "n/a"
+    return f"{numerator / denominator:.2f}x"
+
+
+def markdown(
+    reports: dict[str, ConfigReport],
+    database: list[Result],
+    args: argparse.Namespace,
+    connection_ms: float | None,
+) -> str:
+    def find(config: str, scenario: str, connections: int) -> Result | None:
+        for result in reports.get(config, ConfigReport()).results:
+            if result.scenario == scenario and result.connections == connections:
+                return result
+        return None
+
+    def rps(config: str, scenario: str, connections: int) -> float | None:
+        found = find(config, scenario, connections)
+        return found.rps if found else None
+
+    headline_c = 64 if 64 in args.connections else args.connections[0]
+    one = find("catalog PG 1w", "one", headline_c)
+    lines = [
+        f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{' '.join(sys.argv)}`:",
+        f"{args.products:,} products, wrk -t2 for {args.seconds} s after a {args.warmup} s "
+        f"warm-up per point. Machine: {platform.machine()}, "
+        f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, "
+        f"Python {platform.python_version()}, {versions()}.",
+        "",
+        f"Headline ratios (PostgreSQL, one worker, {headline_c} connections, same run):",
+        "",
+        "| what | catalog | ratio | target |",
+        "|---|---:|---:|---|",
+    ]
+    pairs = [
+        ("GET /products/{id} vs tutorial", "one", "tutorial PG", ">= 4x"),
+        ("GET /products/{id} vs raw asyncpg", "one", "raw asyncpg PG", ">= 0.4x"),
+        ("GET /products?limit=20 vs tutorial", "page", "tutorial PG", ">= 3x"),
+        ("dinosaur search vs tutorial (ILIKE)", "search", "tutorial PG", ">= 3x"),
+    ]
+    for label, scenario, baseline, target in pairs:
+        ours = rps("catalog PG 1w", scenario, headline_c)
+        theirs = rps(baseline, scenario, headline_c)
+        lines.append(f"| {label} | {ours or 0:.0f} req/s | {ratio(ours, theirs)} | {target} |")
+    if one is not None:
+        lines.append(
+            f"| GET /products/{{id}} p99 / p50 | {one.p99:.1f} / {one.p50:.1f} ms "
+            f"| {one.p99 / one.p50:.2f}x | <= 3x |"
+        )
+    trips = reports.get("catalog PG 1w", ConfigReport()).round_trips.get("one")
+    lines.append(f"| GET /products/{{id}} database round trips | {trips} | | exactly 1 |")
+    for scenario in ("one", "page", "search"):
+        ours = rps("catalog SQLite 1w", scenario, headline_c)
+        theirs = rps("tutorial SQLite", scenario, headline_c)
+        lines.append(
+            f"| SQLite {scenario} vs tutorial on SQLite | {ours or 0:.0f} req/s "
+            f"| {ratio(ours, theirs)} | >= 3x |"
+        )
+    pooled, unpooled = (
+        rps("tutorial PG", "one", headline_c),
+        rps("tutorial PG NullPool", "one", headline_c),
+    )
+    lines += [
+        "",
+        f"The seeds' claim, pooled against unpooled (the tutorial on PostgreSQL, "
+        f"GET /products/{{id}}, {headline_c} connections): {pooled or 0:.0f} against "
+        f"{unpooled or 0:.0f} req/s, {ratio(pooled, unpooled)}. Opening one PostgreSQL "
+        f"connection (psycopg2, TCP, trust auth) costs {connection_ms or 0:.2f} ms (median).",
+        "",
+        "| configuration | scenario | connections | req/s | p50 ms | p99 ms | errors "
+        "| round trips/req | peak RSS/worker MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, report in reports.items():
+        rss = "/".join(f"{value:.0f}" for value in report.peak_rss)
+        for result in report.results:
+            trips_here = report.round_trips.get(result.scenario)
+            lines.append(
+                f"| {name} | {result.scenario} | {result.connections} | {result.rps:.0f} "
+                f"| {result.p50:.1f} | {result.p99:.1f} | {result.errors:.0f} "
+                f"| {'' if trips_here is None else f'{trips_here:.2f}'} | {rss} |"
+            )
+    for result in database:
+        lines.append(
+            f"| {result.config} | point select | {result.connections} | {result.rps:.0f} "
+            f"| {result.p50:.2f} (mean) | | 0 | 1 | |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def versions() -> str:
+    from importlib.metadata import version
+
+    names = ("fastapi", "sqlalchemy", "asyncpg", "uvicorn", "pydantic")
+    return ", ".join(f"{name} {version(name)}" for name in names)
+
+
+def chart(reports: dict[str, ConfigReport], connections: int, path: Path) -> None:
+    """Throughput and p99 per configuration and scenario, at `connections`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = ["one", "page", "search", "orders", "live"]
+    names = list(reports)
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(12, 8), sharex=True)
+    width = 0.8 / len(names)
+    for index, name in enumerate(names):
+        found = {r.scenario: r for r in reports[name].results if r.connections == connections}
+        xs = [n + index * width for n, s in enumerate(scenarios) if s in found]
+        top.bar(xs, [found[s].rps for s in scenarios if s in found], width, label=name)
+        bottom.bar(xs, [found[s].p99 for s in scenarios if s in found], width, label=name)
+    top.set_ylabel("requests/s")
+    bottom.set_ylabel("p99 ms (log)")
+    bottom.set_yscale("log")
+    bottom.set_xticks([n + 0.4 - width / 2 for n in range(len(scenarios))], scenarios)
+    top.set_title(f"catalog against its baselines, {connections} connections (higher is better)")
+    bottom.set_title("p99 latency (lower is better)")
+    top.legend(fontsize=8, ncol=2)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+
+
+def write_docs(table: str) -> None:
+    text = DOCS.read_text()
+    start_at, end_at = text.index(BEGIN) + len(BEGIN), text.index(END)
+    DOCS.write_text(text[:start_at] + "\n" + table + "\n" + text[end_at:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--connections", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--configs", nargs="+", default=None, help="names, as in CONFIGS")
+    parser.add_argument("--reuse", action="store_true", help="keep data already seeded")
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="CI: small, short, checked")
+    parser.add_argument("--smoke-load", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--round-trip-requests", type=int, default=200)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    if args.smoke:
+        args.products, args.seconds, args.warmup = 1000, 1, 1
+        args.connections, args.round_trip_requests, args.smoke_load = [16], 20, True
+    for tool in ("wrk", "pgbench"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is needed: apt-get install wrk postgresql-client")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="catalog-suite-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    configs = [c for c in CONFIGS if args.configs is None or c.name in args.configs]
+
+    reports: dict[str, ConfigReport] = {}
+    tokens: dict[str, str] = {}
+    for config in configs:
+        url = database_url(config.backend, workdir)
+        if config.backend not in tokens:
+            print(f"{config.backend}: preparing {args.products:,} products", flush=True)
+            tokens[config.backend] = asyncio.run(prepare_data(url, args.products, args.reuse))
+        print(f"{config.name}", flush=True)
+        paths = scripts(workdir / config.backend, args.products, tokens[config.backend])
+        reports[config.name] = run_config(config, url, tokens[config.backend], args, paths)
+
+    database: list[Result] = []
+    connection_ms = None
+    if any(c.backend == "postgresql" for c in configs):
+        url = SERVER_URLS["postgresql"]
+        for connections in args.connections:
+            # pgbench holds one server connection per client: stay under max_connections.
+            clients = min(connections, 64)
+            database.append(pgbench(url, args.products, args.seconds, clients, workdir))
+        connection_ms = connection_cost_ms(url)
+    table = markdown(reports, database, args, connection_ms)
+    print("\n" + table)
+    (workdir / "results.json").write_text(
+        json.dumps({name: [r.__dict__ for r in rep.results] for name, rep in reports.items()})
+    )
+    if args.write_docs:
+        write_docs(table)
+        chart(reports, 64 if 64 in args.connections else args.connections[0], CHART)
+        print(f"wrote {DOCS} and {CHART}")
+
+
+if __name__ == "__main__":
+    main()
