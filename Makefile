@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_PRODUCTS ?= 1000
 
-.PHONY: run test lint install install-dev clean
+.PHONY: run test lint bench bench-smoke install install-dev install-bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+install-bench: $(VENV)/.installed-bench
 
 ## Serve on SQLite (./catalog.db) with demo data, at http://$(HOST):$(PORT)/docs
 run: install
@@ -41,3 +46,11 @@ lint: install-dev  ## ruff and mypy, as CI runs them
 
 clean:
 	rm -rf $(VENV) catalog.db catalog.db-wal catalog.db-shm .pytest_cache .mypy_cache .ruff_cache
+
+## The speed suite against its baselines; results into docs/benchmarks.md and docs/img/
+bench: install-bench
+	$(BIN)/python bench/suite.py --write-docs
+
+## CI's short run of the suite: every configuration answers correctly (not a speed check)
+bench-smoke: install-bench
+	$(BIN)/python bench/suite.py --smoke

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -279,6 +280,24 @@ def export_products(
             )
 
     console.print(f"{_with_engine(work)} products written to {file}")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench(context: typer.Context) -> None:
+    """Run the speed suite of a source checkout (bench/suite.py; --help for its options)."""
+    suite = Path(__file__).resolve().parents[2] / "bench" / "suite.py"
+    if not suite.is_file():
+        console.print(
+            "catalog bench runs bench/suite.py of a source checkout, which this "
+            "installation does not have: clone the repository and run `make bench`."
+        )
+        raise typer.Exit(code=2)
+    # The suite imports bench/common.py and the baselines from its own directory.
+    completed = subprocess.run([sys.executable, str(suite), *context.args], check=False)  # noqa: S603
+    raise typer.Exit(code=completed.returncode)
 
 
 @app.command()

@@ -1,16 +1,22 @@
 """A pool that reports what it does: checkouts, waits, hold times, timeouts, connects."""
 
+import asyncio
+import contextlib
 import time
-from typing import Any, cast
+from collections import deque
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Dialect, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, PoolProxiedConnection
+from sqlalchemy.util.concurrency import await_only
+from sqlalchemy.util.queue import Empty, Full
 
 from catalog import metrics
 
 __all__ = [
+    "FairQueue",
     "MeteredPool",
     "PoolSnapshot",
     "instrument_pool",
@@ -22,8 +28,89 @@ _CHECKOUT_KEY = "catalog.checked_out_at"
 _CHECKIN_KEY = "catalog.checked_in_at"
 
 
+_T = TypeVar("_T")
+
+
+class FairQueue(Generic[_T]):
+    """The pool's idle connections, handed out strictly first come, first served.
+
+    SQLAlchemy's asyncio pool keeps them in an `asyncio.Queue`. When a connection comes
+    back it wakes the oldest waiter, but until that waiter runs, any request arriving
+    meanwhile takes the connection first; the waiter finds the queue empty again and
+    goes to the back of the line. Under load some requests then wait many times longer
+    than others (at 64 clients: p50 58 ms, p99 929 ms for a one-row read). Here a
+    returned connection goes straight to the oldest waiter, and nobody takes an idle
+    one while anyone waits.
+
+    Same interface as `sqlalchemy.util.queue.AsyncAdaptedQueue`; called from the
+    pool's sync code inside SQLAlchemy's greenlet, hence `await_only`.
+    """
+
+    def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
+        self.maxsize = maxsize
+        self.use_lifo = use_lifo
+        self._idle: deque[_T] = deque()
+        self._waiters: deque[asyncio.Future[_T]] = deque()
+
+    def empty(self) -> bool:
+        return not self._idle
+
+    def full(self) -> bool:
+        return 0 < self.maxsize <= len(self._idle)
+
+    def qsize(self) -> int:
+        return len(self._idle)
+
+    def put_nowait(self, item: _T) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # else it timed out or was cancelled meanwhile
+                waiter.set_result(item)
+                return
+        if self.full():
+            raise Full()
+        self._idle.append(item)
+
+    def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
+        self.put_nowait(item)  # never blocks: the pool never holds more than maxsize
+
+    def get_nowait(self) -> _T:
+        if not self._idle:
+            raise Empty()
+        return self._idle.pop() if self.use_lifo else self._idle.popleft()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> _T:
+        while self._idle and self._waiters:  # never the case, but never strand a waiter
+            self.put_nowait(self.get_nowait())
+        if self._idle:
+            return self.get_nowait()
+        if not block:
+            raise Empty()
+        return await_only(self._wait(timeout))
+
+    async def _wait(self, seconds: float | None) -> _T:
+        waiter: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(seconds):
+                return await waiter
+        except BaseException as error:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a connection just as the wait ended: pass it to the next in line.
+                self.put_nowait(waiter.result())
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            if isinstance(error, TimeoutError):
+                raise Empty() from None
+            raise
+
+
 class MeteredPool(AsyncAdaptedQueuePool):
-    """SQLAlchemy's asyncio queue pool (first come, first served), timed and counted."""
+    """SQLAlchemy's asyncio queue pool, first come first served, timed and counted."""
+
+    _queue_class = FairQueue  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
