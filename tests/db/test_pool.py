@@ -2,10 +2,15 @@
 
 import asyncio
 
+import pytest
+from sqlalchemy import text
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from catalog.db.engine import create_engine
+from catalog.db.session import create_read_sessionmaker
 from tests.conftest import Backend
+from tests.helpers import only_on
 
 
 async def waiting_for_connection(engine: AsyncEngine, count: int) -> None:
@@ -68,5 +73,38 @@ async def test_waiters_are_served_in_arrival_order_and_timeouts_lose_no_connecti
         assert served == [n for n in range(12) if n != 5]
         assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
         assert engine.sync_engine.pool.checkedin() == 2  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
+@only_on("mariadb")
+async def test_mariadb_sends_one_rollback_per_read_and_still_resets_open_transactions(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(backend.settings())
+    sessionmaker = create_read_sessionmaker(engine)
+    rollbacks: list[object] = []
+    adapter = AsyncAdapt_dbapi_connection
+    rollback = adapter.rollback
+
+    def counted(self: AsyncAdapt_dbapi_connection) -> None:
+        rollbacks.append(self)
+        rollback(self)
+
+    try:
+        async with sessionmaker() as session:  # connects (and warms up) first
+            await session.execute(text("SELECT 1"))
+        monkeypatch.setattr(adapter, "rollback", counted)
+        async with sessionmaker() as session:
+            await session.execute(text("SELECT id FROM products LIMIT 1"))
+        # The session's own; the pool's reset sees no open transaction and sends nothing.
+        assert len(rollbacks) == 1
+        # A connection handed back with a transaction open is still rolled back.
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            await driver.query("START TRANSACTION")
+            assert driver.get_transaction_status()
+        assert not driver.get_transaction_status()
     finally:
         await engine.dispose()

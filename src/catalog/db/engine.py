@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, NullPool, StaticPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolResetState, StaticPool
 
 from catalog.config import Settings
 from catalog.db.pool import MeteredPool, instrument_pool, ping_idle_connections
@@ -60,6 +60,9 @@ def engine_options(settings: Settings) -> dict[str, Any]:
         # pool_recycle must stay below the server's wait_timeout, after which it drops
         # idle connections ("server has gone away"): checked against the live server
         # at start-up by catalog.db.startup.
+        # No reset of the pool's own: _rollback_if_in_transaction replaces it (False,
+        # not None, which create_engine drops as "not set").
+        options["pool_reset_on_return"] = False
     elif backend == "mssql":
         options["connect_args"] = {
             # Login timeout of the ODBC driver, in seconds.
@@ -141,6 +144,24 @@ def _raise_swallowed_cancellation(*_: Any) -> None:
         raise asyncio.CancelledError
 
 
+def _rollback_if_in_transaction(
+    dbapi_connection: Any, _record: ConnectionPoolEntry, reset_state: PoolResetState
+) -> None:
+    """The pool's reset on return, for MySQL drivers: ROLLBACK only if one is needed.
+
+    A session that closes rolls its transaction back itself, and then the pool rolls
+    back again: on PostgreSQL and SQLite the drivers know there is nothing to roll back
+    and send nothing, but MySQL drivers send a second ROLLBACK, one more round trip for
+    every request. The server says in each reply whether a transaction is open; the
+    reset asks the driver for that and rolls back only then.
+    """
+    if reset_state.terminate_only or not reset_state.asyncio_safe:
+        return  # the connection is being discarded: nothing to reset
+    in_transaction = getattr(dbapi_connection.driver_connection, "get_transaction_status", None)
+    if in_transaction is None or in_transaction():
+        dbapi_connection.rollback()
+
+
 _POOL_ONLY_OPTIONS = ("pool_size", "max_overflow", "pool_timeout", "pool_reset_on_return")
 
 
@@ -165,9 +186,12 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
         # every writer out. Without RETURNING, new ids come from cursor.lastrowid.
         dialect = engine.dialect
         dialect.insert_returning = dialect.update_returning = dialect.delete_returning = False
-    if engine.dialect.name in ("mysql", "mariadb") and sys.version_info < (3, 12):
-        for event_name in ("before_cursor_execute", "commit"):
-            event.listen(engine.sync_engine, event_name, _raise_swallowed_cancellation)
+    if engine.dialect.name in ("mysql", "mariadb"):
+        if pooled:
+            event.listen(engine.sync_engine.pool, "reset", _rollback_if_in_transaction)
+        if sys.version_info < (3, 12):
+            for event_name in ("before_cursor_execute", "commit"):
+                event.listen(engine.sync_engine, event_name, _raise_swallowed_cancellation)
     if pooled:
         instrument_pool(engine.sync_engine.pool)
         if not settings.pool_pre_ping and settings.pool_ping_after_idle > 0:
