@@ -338,28 +338,47 @@ def run_config(
     sku_1 = asyncio.run(sku_of(url, 1))
     with start(config, url) as server:
         check_answers(config, server.base_url, token, sku_1)
-        if not args.smoke or args.smoke_load:
-            for scenario in config.scenarios:
+    if not args.smoke or args.smoke_load:
+        for scenario in config.scenarios:
+            # A fresh server per scenario: one that stalled (the tutorial's thread pool
+            # can deadlock at 256 connections) must not spoil the next scenario.
+            with start(config, url) as server:
                 for connections in args.connections:
-                    run_wrk(server.base_url, paths[scenario], args.warmup, connections)
-                    measured = run_wrk(server.base_url, paths[scenario], args.seconds, connections)
-                    result = Result(
-                        config.name, scenario, connections, measured["rps"], measured["p50"],
-                        measured["p99"], measured["non2xx"] + measured["socket_errors"],
-                        measured["requests"],
-                    )  # fmt: skip
+                    result = measure(server, config, scenario, connections, args, paths)
                     report.results.append(result)
-                    print(
-                        f"  {scenario:7} c={connections:<4} {result.rps:8.0f} req/s  "
-                        f"p50 {result.p50:7.1f} ms  p99 {result.p99:7.1f} ms  "
-                        f"errors {result.errors:.0f}",
-                        flush=True,
-                    )
-        report.peak_rss = server.peak_rss_mib()
+                peaks = server.peak_rss_mib()
+                if max(peaks, default=0) > max(report.peak_rss, default=0):
+                    report.peak_rss = peaks
     if config.backend != "sqlite":
         report.round_trips = count_round_trips(config, url, token, args.round_trip_requests)
         print(f"  round trips/request: {report.round_trips}", flush=True)
     return report
+
+
+def measure(
+    server: Server,
+    config: Config,
+    scenario: str,
+    connections: int,
+    args: argparse.Namespace,
+    paths: dict[str, Path],
+) -> Result:
+    run_wrk(server.base_url, paths[scenario], args.warmup, connections)
+    measured = run_wrk(server.base_url, paths[scenario], args.seconds, connections)
+    stalled = measured["requests"] == 0
+    result = Result(
+        config.name, scenario, connections, measured["rps"],
+        float("nan") if stalled else measured["p50"],
+        float("nan") if stalled else measured["p99"],
+        measured["non2xx"] + measured["socket_errors"], measured["requests"],
+    )  # fmt: skip
+    print(
+        f"  {scenario:7} c={connections:<4} {result.rps:8.0f} req/s  "
+        f"p50 {result.p50:7.1f} ms  p99 {result.p99:7.1f} ms  errors {result.errors:.0f}"
+        + ("  STALLED: no request completed" if stalled else ""),
+        flush=True,
+    )
+    return result
 
 
 def ratio(numerator: float | None, denominator: float | None) -> str:
@@ -441,9 +460,14 @@ def markdown(
         rss = "/".join(f"{value:.0f}" for value in report.peak_rss)
         for result in report.results:
             trips_here = report.round_trips.get(result.scenario)
+            latency = (
+                "stalled | stalled"
+                if result.requests == 0
+                else f"{result.p50:.1f} | {result.p99:.1f}"
+            )
             lines.append(
                 f"| {name} | {result.scenario} | {result.connections} | {result.rps:.0f} "
-                f"| {result.p50:.1f} | {result.p99:.1f} | {result.errors:.0f} "
+                f"| {latency} | {result.errors:.0f} "
                 f"| {'' if trips_here is None else f'{trips_here:.2f}'} | {rss} |"
             )
     for result in database:
