@@ -32,6 +32,10 @@ def engine_options(settings: Settings) -> dict[str, Any]:
         "max_overflow": settings.max_overflow,
         "pool_timeout": settings.pool_timeout,
         "pool_recycle": settings.pool_recycle,
+        # The most recently returned idle connection is used first, so under light load
+        # the extra ones stay idle and lingering overflow connections get closed
+        # (waiting requests are still served first come, first served).
+        "pool_use_lifo": True,
         "pool_pre_ping": settings.pool_pre_ping,
         # The default, spelled out: a returned connection is rolled back, so nothing
         # a request left open can leak into the next one.
@@ -87,7 +91,7 @@ def _sqlite_options(url: URL, settings: Settings) -> dict[str, Any]:
     if url.database in (None, "", ":memory:"):
         # Each connection to ":memory:" would be a new, empty database: share one.
         options.update(poolclass=StaticPool)
-        for key in ("pool_size", "max_overflow", "pool_timeout"):
+        for key in ("pool_size", "max_overflow", "pool_timeout", "pool_use_lifo"):
             options[key] = None
     return options
 
@@ -162,7 +166,13 @@ def _rollback_if_in_transaction(
         dbapi_connection.rollback()
 
 
-_POOL_ONLY_OPTIONS = ("pool_size", "max_overflow", "pool_timeout", "pool_reset_on_return")
+_POOL_ONLY_OPTIONS = (
+    "pool_size",
+    "max_overflow",
+    "pool_timeout",
+    "pool_use_lifo",
+    "pool_reset_on_return",
+)
 
 
 def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
@@ -193,7 +203,10 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
             for event_name in ("before_cursor_execute", "commit"):
                 event.listen(engine.sync_engine, event_name, _raise_swallowed_cancellation)
     if pooled:
-        instrument_pool(engine.sync_engine.pool)
+        pool = engine.sync_engine.pool
+        if isinstance(pool, MeteredPool):
+            pool.linger_overflow(settings.pool_overflow_linger)
+        instrument_pool(pool)
         if not settings.pool_pre_ping and settings.pool_ping_after_idle > 0:
             ping_idle_connections(
                 engine.sync_engine.pool, engine.dialect, settings.pool_ping_after_idle

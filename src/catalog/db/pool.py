@@ -48,15 +48,20 @@ class FairQueue(Generic[_T]):
 
     def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
         self.maxsize = maxsize
+        # How many idle items it may hold: maxsize, unless the pool lets overflow
+        # connections linger (MeteredPool). maxsize stays the pool's size, from which
+        # SQLAlchemy computes its counts.
+        self.capacity = maxsize
         self.use_lifo = use_lifo
         self._idle: deque[_T] = deque()
+        self._idle_since: deque[float] = deque()  # time.monotonic() of each put, in order
         self._waiters: deque[asyncio.Future[_T]] = deque()
 
     def empty(self) -> bool:
         return not self._idle
 
     def full(self) -> bool:
-        return 0 < self.maxsize <= len(self._idle)
+        return 0 < self.capacity <= len(self._idle)
 
     def qsize(self) -> int:
         return len(self._idle)
@@ -70,6 +75,7 @@ class FairQueue(Generic[_T]):
         if self.full():
             raise Full()
         self._idle.append(item)
+        self._idle_since.append(time.monotonic())
 
     def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
         self.put_nowait(item)  # never blocks: the pool never holds more than maxsize
@@ -77,7 +83,18 @@ class FairQueue(Generic[_T]):
     def get_nowait(self) -> _T:
         if not self._idle:
             raise Empty()
-        return self._idle.pop() if self.use_lifo else self._idle.popleft()
+        if self.use_lifo:
+            self._idle_since.pop()
+            return self._idle.pop()
+        self._idle_since.popleft()
+        return self._idle.popleft()
+
+    def pop_idle_longest(self, since: float) -> _T | None:
+        """The item that has been idle longest, if it was put before `since`; else None."""
+        if not self._idle or self._idle_since[0] >= since:
+            return None
+        self._idle_since.popleft()
+        return self._idle.popleft()
 
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
         while self._idle and self._waiters:  # never the case, but never strand a waiter
@@ -108,7 +125,8 @@ class FairQueue(Generic[_T]):
 
 
 class MeteredPool(AsyncAdaptedQueuePool):
-    """SQLAlchemy's asyncio queue pool, first come first served, timed and counted."""
+    """SQLAlchemy's asyncio queue pool, first come first served, timed and counted, whose
+    overflow connections may linger idle for a while instead of closing at once."""
 
     _queue_class = FairQueue  # type: ignore[assignment]
 
@@ -118,6 +136,46 @@ class MeteredPool(AsyncAdaptedQueuePool):
         self.checkout_timeouts = 0
         self.connects = 0
         self.invalidations = 0
+        self.overflow_linger = 0.0
+
+    @property
+    def _idle(self) -> FairQueue[ConnectionPoolEntry]:
+        return cast(FairQueue[ConnectionPoolEntry], self._pool)
+
+    def linger_overflow(self, seconds: float) -> None:
+        """Keep a returned overflow connection idle up to `seconds` before closing it.
+
+        SQLAlchemy closes an overflow connection as soon as it comes back to a pool
+        that already holds pool_size idle ones. Under steady load that happens all the
+        time: a worker busy in Python holds few connections at any one moment, so
+        connections are closed and opened again for every few requests (at 16 clients,
+        one request in ten paid for a new connection, TLS negotiation included).
+        Lingering ones are reused instead; one still idle after `seconds` is closed at
+        the next checkout. 0 keeps SQLAlchemy's behaviour.
+        """
+        self.overflow_linger = seconds
+        if seconds > 0 and self._max_overflow > 0:
+            self._idle.capacity = self._idle.maxsize + self._max_overflow
+        else:
+            self._idle.capacity = self._idle.maxsize
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        if self.overflow_linger > 0:
+            self._close_lingering_overflow()
+        return super()._do_get()
+
+    def _close_lingering_overflow(self) -> None:
+        # Runs on checkout, inside SQLAlchemy's greenlet, where a connection can be
+        # closed; never more idle connections closed than pool_size would leave.
+        idle_since = time.monotonic() - self.overflow_linger
+        while self._idle.qsize() > self._idle.maxsize:
+            record = self._idle.pop_idle_longest(idle_since)
+            if record is None:
+                return
+            try:
+                record.close()
+            finally:
+                self._dec_overflow()
 
     def connect(self) -> PoolProxiedConnection:
         started = time.perf_counter()
@@ -141,6 +199,7 @@ class MeteredPool(AsyncAdaptedQueuePool):
         new.checkout_timeouts = self.checkout_timeouts
         new.connects = self.connects
         new.invalidations = self.invalidations
+        new.linger_overflow(self.overflow_linger)
         return new
 
 
