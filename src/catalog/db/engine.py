@@ -25,7 +25,8 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     backend = url.get_backend_name()
     options: dict[str, Any] = {
         "echo": settings.echo_sql,
-        # SQLAlchemy's asyncio queue pool (FIFO: waiting is first come, first served),
+        # SQLAlchemy's asyncio queue pool, with waiting requests served strictly first
+        # come, first served and overflow connections that linger (catalog.db.pool),
         # reporting its checkouts, waits and timeouts to /metrics and /health/pool.
         "poolclass": MeteredPool,
         "pool_size": settings.pool_size,
