@@ -2,6 +2,7 @@
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -134,7 +135,8 @@ def server_process(
         command.append("--factory")
     if app_dir is not None:
         command += ["--app-dir", str(app_dir)]
-    process = subprocess.Popen(command, env={**os.environ, **env})
+    # A session of its own, so that a server that will not stop is killed with its workers.
+    process = subprocess.Popen(command, env={**os.environ, **env}, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -149,7 +151,13 @@ def server_process(
         yield Server(base_url, process)
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # A stalled server (the tutorial's thread-pool deadlock) waits forever for
+            # requests that cannot finish.
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 @contextmanager
