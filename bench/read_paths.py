@@ -1,0 +1,125 @@
+"""What one primary-key read costs through each layer, from asyncpg up to the ORM session.
+
+    python bench/read_paths.py [--products 10000] [--reads 3000] [--rounds 3]
+
+On a fresh schema with --products demo products (PostgreSQL, CATALOG_TEST_POSTGRESQL_URL),
+one coroutine reads random products by id, one after the other, and serializes each as
+ProductRead JSON, through:
+
+- asyncpg's own pool, `fetchrow` (the raw-driver ceiling of bench/baselines/raw_asyncpg.py);
+- SQLAlchemy `AsyncConnection.execute` of a Core select (autocommit, as catalog's reads);
+- `AsyncSession.execute` of the same Core select, on catalog's read-only session;
+- `AsyncSession.execute` of an ORM select;
+- `AsyncSession.get`, which `GET /products/{id}` uses.
+
+It prints the CPU time of this process per read (time.process_time), the median of
+--rounds rounds run in turn. The time includes the kernel's share of each socket send,
+which a sequential ping-pong makes larger than under load; compare the rows with each
+other, not with requests/s under wrk.
+"""
+
+import argparse
+import asyncio
+import random
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from common import SERVER_URLS, seeded_schema
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import make_url
+
+from catalog.config import Settings
+from catalog.db.engine import create_engine
+from catalog.db.session import create_read_sessionmaker
+from catalog.products.models import Product
+from catalog.products.schemas import ProductRead
+
+COLUMNS = "id, sku, name, description, price, stock, category, version, created_at, updated_at"
+
+
+async def cpu_us_per_read(read: Callable[[], Awaitable[None]], reads: int) -> float:
+    for _ in range(reads // 10):  # warm-up: prepared statements, compiled cache
+        await read()
+    started = time.process_time()
+    for _ in range(reads):
+        await read()
+    return (time.process_time() - started) / reads * 1e6
+
+
+async def measure(url: str, products: int, reads: int, rounds: int) -> None:
+    await seeded_schema(url, products)
+    engine = create_engine(Settings(database_url=url))
+    read_session = create_read_sessionmaker(engine)
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    table = Product.__table__
+    core = select(*table.c).where(table.c.id == bindparam("id"))
+    orm = select(Product).where(Product.id == bindparam("id"))
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
+    pool = await asyncpg.create_pool(dsn, min_size=5, max_size=5)
+
+    def some_id() -> int:
+        return random.randint(1, products)
+
+    async def raw_asyncpg() -> None:
+        async with pool.acquire() as connection:
+            row = await connection.fetchrow(
+                f"SELECT {COLUMNS} FROM products WHERE id = $1", some_id()
+            )
+            ProductRead.model_validate(dict(row)).model_dump_json()
+
+    async def async_connection() -> None:
+        async with autocommit.connect() as connection:
+            row = (await connection.execute(core, {"id": some_id()})).mappings().one()
+            ProductRead.model_validate(row).model_dump_json()
+
+    async def session_core() -> None:
+        async with read_session() as session:
+            row = (await session.execute(core, {"id": some_id()})).mappings().one()
+            ProductRead.model_validate(row).model_dump_json()
+
+    async def session_orm() -> None:
+        async with read_session() as session:
+            product = (await session.execute(orm, {"id": some_id()})).scalar_one()
+            ProductRead.model_validate(product).model_dump_json()
+
+    async def session_get() -> None:
+        async with read_session() as session:
+            product = await session.get(Product, some_id())
+            ProductRead.model_validate(product).model_dump_json()
+
+    paths = {
+        "asyncpg pool, fetchrow": raw_asyncpg,
+        "AsyncConnection, Core select": async_connection,
+        "AsyncSession, Core select": session_core,
+        "AsyncSession, ORM select": session_orm,
+        "AsyncSession.get (catalog's GET /products/{id})": session_get,
+    }
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    try:
+        for _ in range(rounds):
+            for name, read in paths.items():
+                samples[name].append(await cpu_us_per_read(read, reads))
+    finally:
+        await pool.close()
+        await engine.dispose()
+    print(f"| read path | CPU µs per read (median of {rounds}) |")
+    print("|---|---:|")
+    for name, values in samples.items():
+        print(f"| {name} | {statistics.median(values):.0f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--products", type=int, default=10_000)
+    parser.add_argument("--reads", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(measure(SERVER_URLS["postgresql"], args.products, args.reads, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
