@@ -1,11 +1,13 @@
 """What the benchmarks share: database URLs, a fresh schema, a served app, wrk."""
 
+import contextlib
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -161,11 +163,26 @@ def server_process(
 
 
 @contextmanager
+def catalog_server(env: dict[str, str], workers: int = 1) -> Iterator[Server]:
+    """`uvicorn catalog.main:create_app` (no access log) as `catalog serve --workers N`
+    runs it: every worker told the count, several sharing one metrics directory."""
+    env = {**env, "CATALOG_WORKERS": str(workers)}
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            env["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="catalog-metrics-")
+            )
+        app = "catalog.main:create_app"
+        ready = "/health/ready"
+        yield stack.enter_context(
+            server_process(app, env, workers=workers, factory=True, ready_path=ready)
+        )
+
+
+@contextmanager
 def served(env: dict[str, str], workers: int = 1) -> Iterator[str]:
-    """`uvicorn catalog.main:create_app` (no access log); yields its base URL."""
-    with server_process(
-        "catalog.main:create_app", env, workers=workers, factory=True, ready_path="/health/ready"
-    ) as server:
+    """catalog as `catalog_server` starts it; yields its base URL."""
+    with catalog_server(env, workers) as server:
         yield server.base_url
 
 

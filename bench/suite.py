@@ -52,6 +52,7 @@ from common import (
     SERVER_URLS,
     Server,
     admin_token,
+    catalog_server,
     database_url,
     run_wrk,
     seeded_schema,
@@ -200,10 +201,7 @@ def start(config: Config, url: str) -> Iterator[Server]:
     """The configuration's server, on the database of `url`."""
     if config.kind == "catalog":
         env = {"CATALOG_DATABASE_URL": url, "CATALOG_SQLITE_BUSY_TIMEOUT": "30"}
-        with server_process(
-            "catalog.main:create_app", env, workers=config.workers, factory=True,
-            ready_path="/health/ready",
-        ) as server:  # fmt: skip
+        with catalog_server(env, config.workers) as server:
             yield server
     elif config.kind in ("tutorial", "tutorial-nullpool"):
         env = {"TUTORIAL_DATABASE_URL": sync_url(url)}
