@@ -110,23 +110,23 @@ async def test_mariadb_sends_one_rollback_per_read_and_still_resets_open_transac
         await engine.dispose()
 
 
+async def burst(engine: AsyncEngine, size: int) -> None:
+    """`size` requests at once: each holds a connection until all have one, then returns it."""
+    held = [await engine.connect() for _ in range(size)]
+    for connection in held:
+        await connection.exec_driver_sql("SELECT 1")
+        await connection.close()
+
+
 async def test_a_returned_overflow_connection_is_reused_not_reopened(backend: Backend) -> None:
     engine = create_engine(backend.settings(pool_size=1, max_overflow=2, pool_overflow_linger=60))
     pool = engine.sync_engine.pool
     try:
-        for _ in range(5):  # a burst of three, three times over
-            burst = [await engine.connect() for _ in range(3)]
-            for connection in burst:
-                await connection.exec_driver_sql("SELECT 1")
-                await connection.close()
+        for _ in range(5):
+            await burst(engine, 3)
         assert pool.connects == 3  # type: ignore[attr-defined]
         assert pool.checkedin() == 3  # type: ignore[attr-defined]
         assert pool.overflow() == 2  # type: ignore[attr-defined]
-        # Never more connections than pool_size + max_overflow.
-        held = [await engine.connect() for _ in range(3)]
-        assert pool.connects == 3  # type: ignore[attr-defined]
-        for connection in held:
-            await connection.close()
     finally:
         await engine.dispose()
 
@@ -137,9 +137,7 @@ async def test_overflow_connections_idle_longer_than_the_linger_are_closed(
     engine = create_engine(backend.settings(pool_size=1, max_overflow=2, pool_overflow_linger=0.2))
     pool = engine.sync_engine.pool
     try:
-        burst = [await engine.connect() for _ in range(3)]
-        for connection in burst:
-            await connection.close()
+        await burst(engine, 3)
         assert pool.checkedin() == 3  # type: ignore[attr-defined]
         await asyncio.sleep(0.3)
         async with engine.connect() as connection:  # the checkout closes the idle extras
@@ -158,10 +156,10 @@ async def test_without_a_linger_an_overflow_connection_closes_when_returned(
     engine = create_engine(backend.settings(pool_size=1, max_overflow=1, pool_overflow_linger=0))
     pool = engine.sync_engine.pool
     try:
-        first, second = await engine.connect(), await engine.connect()
-        await first.close()
-        await second.close()
+        await burst(engine, 2)
         assert pool.checkedin() == 1  # type: ignore[attr-defined]
         assert pool.overflow() == 0  # type: ignore[attr-defined]
+        await burst(engine, 2)
+        assert pool.connects == 3  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
