@@ -1,13 +1,17 @@
-"""What one primary-key read costs through each layer, from asyncpg up to the ORM session.
+"""What one primary-key read costs through each layer, from the driver up to the ORM session.
 
-    python bench/read_paths.py [--products 10000] [--reads 3000] [--rounds 3]
+    python bench/read_paths.py [--backend postgresql|sqlite] [--products 10000]
+                               [--reads 3000] [--rounds 3]
 
-On a fresh schema with --products demo products (PostgreSQL, CATALOG_TEST_POSTGRESQL_URL),
-one coroutine reads random products by id, one after the other, and serializes each as
-ProductRead JSON, through:
+On a fresh schema with --products demo products (PostgreSQL: CATALOG_TEST_POSTGRESQL_URL;
+SQLite: a file in a temporary directory), one coroutine reads random products by id, one
+after the other, and serializes each as ProductRead JSON, through:
 
-- asyncpg's own pool, `fetchrow` (the raw-driver ceiling of bench/baselines/raw_asyncpg.py);
-- SQLAlchemy `AsyncConnection.execute` of a Core select (autocommit, as catalog's reads);
+- the driver alone: asyncpg's own pool, `fetchrow` (the raw-driver ceiling of
+  bench/baselines/raw_asyncpg.py); on SQLite, the tutorial's way instead: a sync
+  `Session.get` on sqlite3, called inline;
+- SQLAlchemy `AsyncConnection.execute` of a Core select (autocommit on PostgreSQL, as
+  catalog's reads);
 - `AsyncSession.execute` of the same Core select, on catalog's read-only session;
 - `AsyncSession.execute` of an ORM select;
 - `AsyncSession.get`, which `GET /products/{id}` uses.
@@ -22,13 +26,17 @@ import argparse
 import asyncio
 import random
 import statistics
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import asyncpg
 from common import SERVER_URLS, seeded_schema
 from sqlalchemy import bindparam, select
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from catalog.config import Settings
 from catalog.db.engine import create_engine
@@ -52,22 +60,33 @@ async def measure(url: str, products: int, reads: int, rounds: int) -> None:
     await seeded_schema(url, products)
     engine = create_engine(Settings(database_url=url))
     read_session = create_read_sessionmaker(engine)
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
     table = Product.__table__
     core = select(*table.c).where(table.c.id == bindparam("id"))
     orm = select(Product).where(Product.id == bindparam("id"))
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
-    pool = await asyncpg.create_pool(dsn, min_size=5, max_size=5)
+    backend = make_url(url).get_backend_name()
+    pool, sync_engine, autocommit = None, None, engine
+    if backend == "postgresql":
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
+        pool = await asyncpg.create_pool(dsn, min_size=5, max_size=5)
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    else:
+        sync_engine = create_sync_engine(make_url(url).set(drivername="sqlite"))
 
     def some_id() -> int:
         return random.randint(1, products)
 
     async def raw_asyncpg() -> None:
+        assert pool is not None
         async with pool.acquire() as connection:
             row = await connection.fetchrow(
                 f"SELECT {COLUMNS} FROM products WHERE id = $1", some_id()
             )
             ProductRead.model_validate(dict(row)).model_dump_json()
+
+    async def sync_session_get() -> None:
+        with Session(sync_engine) as session:
+            product = session.get(Product, some_id())
+            ProductRead.model_validate(product).model_dump_json()
 
     async def async_connection() -> None:
         async with autocommit.connect() as connection:
@@ -89,8 +108,13 @@ async def measure(url: str, products: int, reads: int, rounds: int) -> None:
             product = await session.get(Product, some_id())
             ProductRead.model_validate(product).model_dump_json()
 
+    driver_path: tuple[str, Callable[[], Awaitable[None]]] = (
+        ("asyncpg pool, fetchrow", raw_asyncpg)
+        if pool is not None
+        else ("sync Session.get on sqlite3, inline (the tutorial's way)", sync_session_get)
+    )
     paths = {
-        "asyncpg pool, fetchrow": raw_asyncpg,
+        driver_path[0]: driver_path[1],
         "AsyncConnection, Core select": async_connection,
         "AsyncSession, Core select": session_core,
         "AsyncSession, ORM select": session_orm,
@@ -102,9 +126,12 @@ async def measure(url: str, products: int, reads: int, rounds: int) -> None:
             for name, read in paths.items():
                 samples[name].append(await cpu_us_per_read(read, reads))
     finally:
-        await pool.close()
+        if pool is not None:
+            await pool.close()
+        if sync_engine is not None:
+            sync_engine.dispose()
         await engine.dispose()
-    print(f"| read path | CPU µs per read (median of {rounds}) |")
+    print(f"| {backend} read path | CPU µs per read (median of {rounds}) |")
     print("|---|---:|")
     for name, values in samples.items():
         print(f"| {name} | {statistics.median(values):.0f} |")
@@ -114,11 +141,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--reads", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    asyncio.run(measure(SERVER_URLS["postgresql"], args.products, args.reads, args.rounds))
+    with tempfile.TemporaryDirectory() as workdir:
+        url = (
+            SERVER_URLS["postgresql"]
+            if args.backend == "postgresql"
+            else f"sqlite+aiosqlite:///{Path(workdir) / 'read_paths.db'}"
+        )
+        asyncio.run(measure(url, args.products, args.reads, args.rounds))
 
 
 if __name__ == "__main__":
