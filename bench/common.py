@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 from sqlalchemy import insert
@@ -137,29 +138,46 @@ def server_process(
         command.append("--factory")
     if app_dir is not None:
         command += ["--app-dir", str(app_dir)]
-    # A session of its own, so that a server that will not stop is killed with its workers.
-    process = subprocess.Popen(command, env={**os.environ, **env}, start_new_session=True)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base_url}{ready_path}", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.2)
-        yield Server(base_url, process)
-    finally:
-        process.terminate()
+    # The server's output goes to a file: a stalled tutorial server prints a traceback
+    # per timed-out request, thousands of lines. Its size and last line are reported.
+    with tempfile.TemporaryFile() as log:
+        # A session of its own, so that a server that will not stop is killed with its
+        # workers.
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            # A stalled server (the tutorial's thread-pool deadlock) waits forever for
-            # requests that cannot finish.
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            yield _ready(f"http://127.0.0.1:{port}", ready_path, process, log)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                # A stalled server (the tutorial's thread-pool deadlock) waits forever for
+                # requests that cannot finish.
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            log.seek(0)
+            lines = log.read().decode(errors="replace").splitlines()
+            if lines:
+                print(f"  ({app} wrote {len(lines)} lines; the last: {lines[-1][:160]})")
+
+
+def _ready(
+    base_url: str, ready_path: str, process: subprocess.Popen[bytes], log: IO[bytes]
+) -> Server:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{base_url}{ready_path}", timeout=1).raise_for_status()
+            return Server(base_url, process)
+        except httpx.HTTPError as error:
+            if time.monotonic() > deadline or process.poll() is not None:
+                log.seek(0)
+                output = log.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"the server did not start; its output:\n{output}") from error
+            time.sleep(0.2)
 
 
 @contextmanager
