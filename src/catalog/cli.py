@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.config import get_settings
 from catalog.db.engine import create_engine
-from catalog.db.migrations import SchemaState, schema_state, upgrade
+from catalog.db.migrations import SchemaState, missing_indexes, schema_state, upgrade
 from catalog.db.session import create_sessionmaker
 from catalog.db.startup import ServerFacts, connection_budget, server_facts
 from catalog.errors import ConflictError
@@ -109,11 +109,13 @@ def doctor(
     if workers is not None:
         settings = settings.model_copy(update={"workers": workers})
 
-    async def work(engine: AsyncEngine) -> tuple[ServerFacts, SchemaState]:
-        return await server_facts(engine), await schema_state(engine)
+    async def work(engine: AsyncEngine) -> tuple[ServerFacts, SchemaState, list[str]]:
+        state = await schema_state(engine)
+        missing = await missing_indexes(engine) if state.is_current else []
+        return await server_facts(engine), state, missing
 
     try:
-        facts, state = _with_engine(work)
+        facts, state, missing = _with_engine(work)
     except Exception as exc:
         console.print(f"[red]cannot reach {_database_label()}[/red]: {type(exc).__name__}: {exc}")
         raise typer.Exit(2) from exc
@@ -128,9 +130,19 @@ def doctor(
     table.add_row("pool_pre_ping", str(settings.pool_pre_ping))
     table.add_row("connect_timeout", str(settings.connect_timeout))
     table.add_row("schema", "up to date" if state.is_current else state.problem())
+    if state.is_current:
+        table.add_row(
+            "indexes",
+            "all present"
+            if not missing
+            else "MISSING: "
+            + ", ".join(missing)
+            + " (an interrupted bulk load drops them: empty the products table and run"
+            " `catalog seed` again, or create them as the migrations do)",
+        )
     table.add_row("connection budget", ("ok: " if budget.ok else "OVER: ") + budget.describe())
     console.print(table)
-    if not (budget.ok and state.is_current):
+    if not (budget.ok and state.is_current and not missing):
         raise typer.Exit(1)
 
 

@@ -1,11 +1,14 @@
 """Start-up checks: the connection budget, and `catalog doctor` that prints them."""
 
+import asyncio
+
 import pytest
 from asgi_lifespan import LifespanManager
 from typer.testing import CliRunner
 
 from catalog.cli import app as cli
 from catalog.config import get_settings
+from catalog.db.engine import create_engine
 from catalog.db.startup import StartupCheckError
 from catalog.main import create_app
 from tests.conftest import Backend
@@ -60,3 +63,37 @@ def test_doctor_fails_over_budget(database_env: Backend) -> None:
     result = CliRunner().invoke(cli, ["doctor", "--workers", "50"], env={"COLUMNS": "200"})
     assert result.exit_code == 1
     assert "OVER" in result.output
+
+
+def run_sql(backend: Backend, sql: str) -> None:
+    """One statement from outside the app (the doctor tests are not async)."""
+
+    async def run() -> None:
+        engine = create_engine(backend.settings(), pooled=False)
+        try:
+            async with engine.begin() as connection:
+                await connection.exec_driver_sql(sql)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def test_doctor_reports_an_index_the_migrations_made_and_the_database_lacks(
+    database_env: Backend,
+) -> None:
+    # What a bulk load killed between dropping the indexes and building them leaves.
+    drop = {
+        "sqlite": "DROP INDEX ix_products_price_id",
+        "postgresql": "DROP INDEX ix_products_price_id",
+        "mariadb": "DROP INDEX ix_products_price_id ON products",
+    }[database_env.name]
+    restore = "CREATE INDEX ix_products_price_id ON products (price, id)"
+    run_sql(database_env, drop)
+    try:
+        result = CliRunner().invoke(cli, ["doctor"], env={"COLUMNS": "300"})
+    finally:
+        run_sql(database_env, restore)
+    assert result.exit_code == 1, result.output
+    assert "MISSING: index ix_products_price_id on products" in result.output
+    assert "all present" in CliRunner().invoke(cli, ["doctor"], env={"COLUMNS": "300"}).output

@@ -7,10 +7,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import catalog
+from catalog.models import Base
 
 __all__ = [
     "SEARCH_OBJECTS",
@@ -19,6 +20,7 @@ __all__ = [
     "downgrade",
     "is_schema_object",
     "migrations_dir",
+    "missing_indexes",
     "schema_state",
     "upgrade",
 ]
@@ -116,3 +118,40 @@ async def schema_state(engine: AsyncEngine) -> SchemaState:
     """Compare the database's Alembic revision with the code's head."""
     async with engine.connect() as connection:
         return await connection.run_sync(_schema_state)
+
+
+# What migration 0004 creates for full-text search, per dialect, beyond the models.
+_SEARCH_INDEXES = {
+    "postgresql": {"ix_products_search_vector"},
+    "mysql": {"ix_products_fulltext"},
+    "mariadb": {"ix_products_fulltext"},
+}
+_SQLITE_SEARCH_TRIGGERS = {"products_fts_insert", "products_fts_delete", "products_fts_update"}
+
+
+def _missing_indexes(connection: Connection) -> list[str]:
+    dialect = connection.dialect.name
+    inspector = inspect(connection)
+    missing = []
+    for table in Base.metadata.sorted_tables:
+        present = {index["name"] for index in inspector.get_indexes(table.name)}
+        expected = {str(index.name) for index in table.indexes if index.name is not None}
+        if table.name == "products":
+            expected |= _SEARCH_INDEXES.get(dialect, set())
+        missing += [f"index {name} on {table.name}" for name in sorted(expected - present)]
+    if dialect == "sqlite":
+        triggers = set(
+            connection.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'products'"
+            ).scalars()
+        )
+        missing += [f"trigger {name}" for name in sorted(_SQLITE_SEARCH_TRIGGERS - triggers)]
+    return missing
+
+
+async def missing_indexes(engine: AsyncEngine) -> list[str]:
+    """The indexes (and SQLite's full-text triggers) the migrations create that the
+    database lacks: a MariaDB bulk load killed midway leaves them dropped (catalog.db.bulk).
+    Only meaningful on a schema at the code's revision."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(_missing_indexes)
