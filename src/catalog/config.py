@@ -77,9 +77,9 @@ class Settings(BaseSettings):
     # own CPU at 2-5 connections on every backend. Writes peaked at 5; pools of 10-20
     # added no throughput and raised p99 two- to fourfold, because more requests then
     # interleave on one event loop instead of waiting their turn in the pool's FIFO
-    # queue. The overflow absorbs bursts and slow statements without keeping idle
-    # connections at the server: a worker holds at most 10, so 8 workers fit in
-    # PostgreSQL's default max_connections of 100.
+    # queue. The overflow absorbs bursts and slow statements, and goes back to the
+    # server once it has sat idle for pool_overflow_linger: a worker holds at most 10,
+    # so 8 workers fit in PostgreSQL's default max_connections of 100.
     pool_size: int = Field(default=5, ge=1, le=1000)
     max_overflow: int = Field(default=5, ge=0, le=1000)
     # An overflow connection that comes back is kept idle up to this many seconds, not

@@ -209,7 +209,5 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
             pool.linger_overflow(settings.pool_overflow_linger)
         instrument_pool(pool)
         if not settings.pool_pre_ping and settings.pool_ping_after_idle > 0:
-            ping_idle_connections(
-                engine.sync_engine.pool, engine.dialect, settings.pool_ping_after_idle
-            )
+            ping_idle_connections(pool, engine.dialect, settings.pool_ping_after_idle)
     return engine

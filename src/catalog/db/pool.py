@@ -78,7 +78,7 @@ class FairQueue(Generic[_T]):
         self._idle_since.append(time.monotonic())
 
     def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
-        self.put_nowait(item)  # never blocks: the pool never holds more than maxsize
+        self.put_nowait(item)  # never blocks: the pool never holds more than capacity
 
     def get_nowait(self) -> _T:
         if not self._idle:
