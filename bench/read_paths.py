@@ -10,11 +10,14 @@ after the other, and serializes each as ProductRead JSON, through:
 - the driver alone: asyncpg's own pool, `fetchrow` (the raw-driver ceiling of
   bench/baselines/raw_asyncpg.py); on SQLite, the tutorial's way instead: a sync
   `Session.get` on sqlite3, called inline;
-- SQLAlchemy `AsyncConnection.execute` of a Core select (autocommit on PostgreSQL, as
-  catalog's reads);
-- `AsyncSession.execute` of the same Core select, on catalog's read-only session;
+- catalog's own read path, what `GET /products/{id}` runs: a connection of the read
+  engine (`create_read_engine`: autocommit on PostgreSQL, writes refused) and
+  `products.service.read`, a Core select built once;
+- SQLAlchemy `AsyncConnection.execute` of the same kind of select, on the plain engine
+  (autocommit on PostgreSQL), without catalog's guard;
+- `AsyncSession.execute` of the same Core select, on a session (autocommit on PostgreSQL);
 - `AsyncSession.execute` of an ORM select;
-- `AsyncSession.get`, which `GET /products/{id}` uses.
+- `AsyncSession.get`, which `GET /products/{id}` used until 2026-11-24.
 
 It prints the CPU time of this process per read (time.process_time), the median of
 --rounds rounds run in turn. The time includes the kernel's share of each socket send,
@@ -36,11 +39,13 @@ from common import SERVER_URLS, seeded_schema
 from sqlalchemy import bindparam, select
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import Session
 
 from catalog.config import Settings
 from catalog.db.engine import create_engine
-from catalog.db.session import create_read_sessionmaker
+from catalog.db.session import create_read_engine
+from catalog.products import service as product_service
 from catalog.products.models import Product
 from catalog.products.schemas import ProductRead
 
@@ -59,7 +64,7 @@ async def cpu_us_per_read(read: Callable[[], Awaitable[None]], reads: int) -> fl
 async def measure(url: str, products: int, reads: int, rounds: int) -> None:
     await seeded_schema(url, products)
     engine = create_engine(Settings(database_url=url))
-    read_session = create_read_sessionmaker(engine)
+    read_engine = create_read_engine(engine)
     table = Product.__table__
     core = select(*table.c).where(table.c.id == bindparam("id"))
     orm = select(Product).where(Product.id == bindparam("id"))
@@ -71,6 +76,7 @@ async def measure(url: str, products: int, reads: int, rounds: int) -> None:
         autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
     else:
         sync_engine = create_sync_engine(make_url(url).set(drivername="sqlite"))
+    read_session = async_sessionmaker(autocommit, expire_on_commit=False, autoflush=False)
 
     def some_id() -> int:
         return random.randint(1, products)
@@ -87,6 +93,11 @@ async def measure(url: str, products: int, reads: int, rounds: int) -> None:
         with Session(sync_engine) as session:
             product = session.get(Product, some_id())
             ProductRead.model_validate(product).model_dump_json()
+
+    async def catalog_read() -> None:
+        async with read_engine.connect() as connection:
+            product = await product_service.read(connection=connection, product_id=some_id())
+            product.model_dump_json()
 
     async def async_connection() -> None:
         async with autocommit.connect() as connection:
@@ -115,10 +126,11 @@ async def measure(url: str, products: int, reads: int, rounds: int) -> None:
     )
     paths = {
         driver_path[0]: driver_path[1],
+        "catalog's read connection, service.read (GET /products/{id})": catalog_read,
         "AsyncConnection, Core select": async_connection,
         "AsyncSession, Core select": session_core,
         "AsyncSession, ORM select": session_orm,
-        "AsyncSession.get (catalog's GET /products/{id})": session_get,
+        "AsyncSession.get (GET /products/{id} until 2026-11-24)": session_get,
     }
     samples: dict[str, list[float]] = {name: [] for name in paths}
     try:

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, select, text, update
+from sqlalchemy import event, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.engine import create_engine
-from catalog.db.session import ReadSessionDep, SessionDep
+from catalog.db.session import ReadConnectionDep, SessionDep
 from catalog.products.models import Product
 from tests.conftest import TEST_APPLICATION_NAME, Backend
 from tests.helpers import assert_problem, only_on, product_payload, serving
@@ -249,19 +249,32 @@ async def test_a_public_read_is_one_round_trip_on_postgresql(
     assert "COMMIT;" in simple or "COMMIT" in simple
 
 
-async def test_a_read_only_session_refuses_writes(app: FastAPI, client: httpx.AsyncClient) -> None:
-    @app.get("/test-only/writes-through-a-read-session")
-    async def writes(session: ReadSessionDep) -> dict[str, str]:
-        session.add(Product(**product_payload("SNEAKY"), version=1))
-        await session.flush()
+async def test_a_read_connection_refuses_writes(app: FastAPI, client: httpx.AsyncClient) -> None:
+    @app.get("/test-only/inserts-through-a-read-connection")
+    async def inserts(connection: ReadConnectionDep) -> dict[str, str]:
+        await connection.execute(insert(Product).values(**product_payload("SNEAKY"), version=1))
         return {}
 
-    @app.get("/test-only/updates-through-a-read-session")
-    async def updates(session: ReadSessionDep) -> dict[str, str]:
-        await session.execute(update(Product).values(stock=0))
+    @app.get("/test-only/updates-through-a-read-connection")
+    async def updates(connection: ReadConnectionDep) -> dict[str, str]:
+        await connection.execute(update(Product).values(stock=0))
         return {}
 
-    for path in ("writes", "updates"):
-        response = await client.get(f"/test-only/{path}-through-a-read-session")
+    @app.get("/test-only/text-through-a-read-connection")
+    async def deletes(connection: ReadConnectionDep) -> dict[str, str]:
+        await connection.execute(text("DELETE FROM products"))
+        return {}
+
+    @app.get("/test-only/reads-through-a-read-connection")
+    async def reads(connection: ReadConnectionDep) -> dict[str, int]:
+        counted = await connection.execute(text("  select count(*) from products"))
+        return {"products": counted.scalar_one()}
+
+    product = (await client.post("/products", json=product_payload("KEPT"))).json()
+    for path in ("inserts", "updates", "text"):
+        response = await client.get(f"/test-only/{path}-through-a-read-connection")
         assert_problem(response, 500)
-    assert (await client.get("/products")).json()["items"] == []
+    assert (await client.get("/test-only/reads-through-a-read-connection")).json() == {
+        "products": 1
+    }
+    assert (await client.get("/products")).json()["items"] == [product]

@@ -1,4 +1,8 @@
-"""Every query on the products table."""
+"""Every query on the products table.
+
+Reads for public routes take the request's read connection and return rows (Core);
+writes, and the reads that serve them, take its session and ORM objects.
+"""
 
 import json
 from collections.abc import Collection, Sequence
@@ -7,7 +11,9 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
+    Row,
     and_,
+    bindparam,
     delete,
     func,
     or_,
@@ -15,7 +21,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from catalog.db.base import utcnow
 from catalog.products.models import Product
@@ -30,13 +36,26 @@ __all__ = [
     "get",
     "list_page",
     "page_after",
+    "read",
     "update_if_version",
 ]
 
 
 async def get(session: AsyncSession, product_id: int) -> Product | None:
-    """The product with this id as stored now, or None."""
+    """The product with this id as stored now, or None (for writes: an ORM object)."""
     return await session.get(Product, product_id, populate_existing=True)
+
+
+# Built once: a statement object reused keeps its cache key, so a read neither builds
+# nor keys the SELECT again, only looks up its compiled form.
+_PRODUCTS = Product.__table__
+_BY_ID = select(_PRODUCTS).where(_PRODUCTS.c.id == bindparam("product_id"))
+
+
+async def read(connection: AsyncConnection, product_id: int) -> Row[Any] | None:
+    """The product with this id as stored now, as a row, or None (for reads)."""
+    result = await connection.execute(_BY_ID, {"product_id": product_id})
+    return result.one_or_none()
 
 
 def _conditions(filters: ProductFilters) -> list[ColumnElement[bool]]:
@@ -77,17 +96,18 @@ def _filtered(statement: Any, filters: ProductFilters, dialect: str) -> tuple[An
 
 
 async def list_page(
-    session: AsyncSession,
+    connection: AsyncConnection,
     *,
     filters: ProductFilters,
     sort: ProductSort,
     limit: int,
     offset: int = 0,
     after: tuple[Any, int] | None = None,
-) -> Sequence[tuple[Product, Any]]:
+) -> Sequence[Row[Any]]:
     """Matching products in `sort` order (ties by id): `limit` of them after the row
-    `after` (its sort key and id), or from `offset`; each with its sort key."""
-    statement, found = _filtered(select(Product), filters, session.get_bind().dialect.name)
+    `after` (its sort key and id), or from `offset`; as rows, each with its sort key
+    last (labelled `sort_key`)."""
+    statement, found = _filtered(select(_PRODUCTS), filters, connection.dialect.name)
     if sort is ProductSort.RELEVANCE:
         if found is None:
             raise ValueError("relevance needs a search")
@@ -97,7 +117,7 @@ async def list_page(
         key = getattr(Product, sort.column)
         descending = sort.descending
         ties = Product.id.desc() if descending else Product.id.asc()
-    statement = statement.add_columns(key)
+    statement = statement.add_columns(key.label("sort_key"))
     if after is not None:
         value, last_id = after
         if sort is ProductSort.RELEVANCE:
@@ -112,30 +132,30 @@ async def list_page(
     if sort.column != "id":
         order.append(ties)
     statement = statement.order_by(*order).limit(limit).offset(offset)
-    return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
+    return (await connection.execute(statement)).all()
 
 
-async def count_matching(session: AsyncSession, filters: ProductFilters) -> int:
+async def count_matching(connection: AsyncConnection, filters: ProductFilters) -> int:
     """How many products match, counted."""
     statement, _ = _filtered(
-        select(func.count()).select_from(Product), filters, session.get_bind().dialect.name
+        select(func.count()).select_from(_PRODUCTS), filters, connection.dialect.name
     )
-    return int((await session.execute(statement)).scalar_one())
+    return int((await connection.execute(statement)).scalar_one())
 
 
-async def estimate_matching(session: AsyncSession, filters: ProductFilters) -> int | None:
+async def estimate_matching(connection: AsyncConnection, filters: ProductFilters) -> int | None:
     """The planner's estimate of how many products match (PostgreSQL, MariaDB/MySQL);
     None where the database has no planner estimate to give (SQLite)."""
-    dialect = session.get_bind().dialect
-    statement, _ = _filtered(select(Product.id), filters, dialect.name)
+    dialect = connection.dialect
+    statement, _ = _filtered(select(_PRODUCTS.c.id), filters, dialect.name)
     if dialect.name == "postgresql":
         sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        plan = (await session.execute(text(f"EXPLAIN (FORMAT JSON) {sql}"))).scalar_one()
+        plan = (await connection.execute(text(f"EXPLAIN (FORMAT JSON) {sql}"))).scalar_one()
         plan = json.loads(plan) if isinstance(plan, str) else plan
         return int(plan[0]["Plan"]["Plan Rows"])
     if dialect.name in ("mysql", "mariadb"):
         sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        rows = (await session.execute(text(f"EXPLAIN {sql}"))).mappings().all()
+        rows = (await connection.execute(text(f"EXPLAIN {sql}"))).mappings().all()
         return int(rows[0]["rows"] or 0) if rows else 0
     return None
 

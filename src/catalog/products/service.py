@@ -1,4 +1,5 @@
-"""Rules of the products domain. Flushes, never commits: the request's session does."""
+"""Rules of the products domain. Flushes, never commits: the request's session does.
+Public reads run on the request's read connection instead (no session, nothing to flush)."""
 
 import re
 from datetime import datetime
@@ -6,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from catalog.config import Settings
 from catalog.db.errors import ConstraintKind, constraint_violation
@@ -30,12 +31,12 @@ from catalog.products.schemas import (
     ProductUpdate,
 )
 
-__all__ = ["create", "delete", "etag", "get", "list_products", "update"]
+__all__ = ["create", "delete", "etag", "get", "list_products", "read", "update"]
 
 _STRONG_ETAG = re.compile(r'"(\d{1,10})"')
 
 
-def etag(product: Product) -> str:
+def etag(product: Product | ProductRead) -> str:
     """The product's entity tag: its version, as a strong ETag."""
     return f'"{product.version}"'
 
@@ -58,12 +59,24 @@ def _sku_conflict(error: IntegrityError, session: AsyncSession, sku: str | None)
     return error
 
 
+def _not_found(product_id: int) -> NotFoundError:
+    return NotFoundError(f"There is no product with id {product_id}.")
+
+
 async def get(*, session: AsyncSession, product_id: int) -> Product:
-    """The product, or NotFoundError."""
+    """The product, to change it; or NotFoundError."""
     product = await repository.get(session, product_id)
     if product is None:
-        raise NotFoundError(f"There is no product with id {product_id}.")
+        raise _not_found(product_id)
     return product
+
+
+async def read(*, connection: AsyncConnection, product_id: int) -> ProductRead:
+    """The product, to show it; or NotFoundError."""
+    row = await repository.read(connection, product_id)
+    if row is None:
+        raise _not_found(product_id)
+    return ProductRead.model_validate(row)
 
 
 def _sort_value(value: Any) -> Any:
@@ -91,7 +104,7 @@ def _position(cursor: str, sort: ProductSort, scope: str, settings: Settings) ->
 
 async def list_products(
     *,
-    session: AsyncSession,
+    connection: AsyncConnection,
     settings: Settings,
     filters: ProductFilters,
     sort: ProductSort,
@@ -112,23 +125,24 @@ async def list_products(
         )
     # One row more than asked tells whether there is a next page, without a count.
     rows = await repository.list_page(
-        session, filters=filters, sort=sort, limit=limit + 1, offset=offset, after=after
+        connection, filters=filters, sort=sort, limit=limit + 1, offset=offset, after=after
     )
     page, more = rows[:limit], len(rows) > limit
-    items = [product for product, _ in page]
     next_cursor = None
     if more:
-        last, key = page[-1]
-        next_cursor = encode_cursor([_sort_value(key), last.id], scope=scope, settings=settings)
+        last = page[-1]
+        next_cursor = encode_cursor(
+            [_sort_value(last.sort_key), last.id], scope=scope, settings=settings
+        )
     total: int | None = None
     if count is CountMode.EXACT:
-        total = await repository.count_matching(session, filters)
+        total = await repository.count_matching(connection, filters)
     elif count is CountMode.ESTIMATED:
-        total = await repository.estimate_matching(session, filters)
+        total = await repository.estimate_matching(connection, filters)
         if total is None:  # no planner estimate on this database: count
-            total = await repository.count_matching(session, filters)
+            total = await repository.count_matching(connection, filters)
     return ProductPage(
-        items=[ProductRead.model_validate(item) for item in items],
+        items=[ProductRead.model_validate(row) for row in page],
         next_cursor=next_cursor,
         total=total,
         limit=limit,
