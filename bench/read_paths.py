@@ -1,7 +1,7 @@
 """What one primary-key read costs through each layer, from the driver up to the ORM session.
 
     python bench/read_paths.py [--backend postgresql|sqlite] [--products 10000]
-                               [--reads 3000] [--rounds 3]
+                               [--reads 3000] [--rounds 3] [--sqlite-driver inline|aiosqlite]
 
 On a fresh schema with --products demo products (PostgreSQL: CATALOG_TEST_POSTGRESQL_URL;
 SQLite: a file in a temporary directory), one coroutine reads random products by id, one
@@ -143,7 +143,7 @@ async def measure(url: str, products: int, reads: int, rounds: int) -> None:
         if sync_engine is not None:
             sync_engine.dispose()
         await engine.dispose()
-    print(f"| {backend} read path | CPU µs per read (median of {rounds}) |")
+    print(f"| {make_url(url).drivername} read path | CPU µs per read (median of {rounds}) |")
     print("|---|---:|")
     for name, values in samples.items():
         print(f"| {name} | {statistics.median(values):.0f} |")
@@ -157,12 +157,16 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--reads", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--sqlite-driver", choices=["inline", "aiosqlite"], default="inline",
+        help="sqlite+inline (catalog's default) or sqlite+aiosqlite",
+    )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         url = (
             SERVER_URLS["postgresql"]
             if args.backend == "postgresql"
-            else f"sqlite+aiosqlite:///{Path(workdir) / 'read_paths.db'}"
+            else f"sqlite+{args.sqlite_driver}:///{Path(workdir) / 'read_paths.db'}"
         )
         asyncio.run(measure(url, args.products, args.reads, args.rounds))
 

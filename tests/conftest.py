@@ -122,7 +122,9 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def migrated_backend(name: str, tmp_path_factory: pytest.TempPathFactory) -> Backend:
     """A freshly migrated database: a new SQLite file, or the server's test database."""
     if name == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'catalog.db'}"
+        # catalog's own driver by default; CI runs the SQLite tests again with aiosqlite.
+        driver = os.environ.get("CATALOG_TEST_SQLITE_DRIVER", "inline")
+        url = f"sqlite+{driver}:///{tmp_path_factory.mktemp('sqlite') / 'catalog.db'}"
     else:
         url = _require_server(name)
     asyncio.run(_reset_schema(url))

@@ -10,7 +10,8 @@ from catalog.db.engine import engine_options
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        ("sqlite:///./x.db", "sqlite+aiosqlite:///./x.db"),
+        ("sqlite:///./x.db", "sqlite+inline:///./x.db"),
+        ("sqlite+aiosqlite:///./x.db", "sqlite+aiosqlite:///./x.db"),
         ("postgresql://u:p@db/catalog", "postgresql+asyncpg://u:p@db/catalog"),
         ("postgres://u@db/catalog", "postgresql+asyncpg://u@db/catalog"),
         ("postgresql+psycopg://u@db/catalog", "postgresql+psycopg://u@db/catalog"),

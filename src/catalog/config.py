@@ -14,7 +14,8 @@ __all__ = ["Settings", "SettingsDep", "get_settings", "normalize_database_url"]
 # The async driver used when a URL names only the database (`postgresql://...`), as
 # hosting platforms hand them out. Any other async driver SQLAlchemy knows is accepted.
 _DEFAULT_ASYNC_DRIVERS = {
-    "sqlite": "aiosqlite",
+    # catalog's own (catalog.db.sqlite): sqlite3 on the event loop, lock waits awaited.
+    "sqlite": "inline",
     "postgresql": "asyncpg",
     "postgres": "asyncpg",
     "mysql": "asyncmy",
@@ -22,7 +23,7 @@ _DEFAULT_ASYNC_DRIVERS = {
     "mssql": "aioodbc",
 }
 _ASYNC_DRIVERS = {
-    "sqlite": {"aiosqlite"},
+    "sqlite": {"inline", "aiosqlite"},
     "postgresql": {"asyncpg", "psycopg", "psycopg_async"},
     "mysql": {"asyncmy", "aiomysql"},
     "mariadb": {"asyncmy", "aiomysql"},
@@ -64,7 +65,7 @@ class Settings(BaseSettings):
     # "development" accepts the placeholder token secret below; anything else refuses it.
     environment: Literal["development", "test", "production"] = "development"
 
-    database_url: str = "sqlite+aiosqlite:///./catalog.db"
+    database_url: str = "sqlite+inline:///./catalog.db"
 
     # HS256 key for access tokens: at least 32 bytes, from a secret store. The
     # placeholder is accepted in development only, so a forgotten setting cannot

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolResetState, StaticPool
 
 from catalog.config import Settings
+from catalog.db import sqlite as _registers_sqlite_inline  # noqa: F401 (sqlite+inline://)
 from catalog.db.pool import MeteredPool, instrument_pool, ping_idle_connections
 
 __all__ = ["create_engine", "engine_options"]
@@ -86,7 +87,8 @@ def _sqlite_options(url: URL, settings: Settings) -> dict[str, Any]:
     # the busy timeout). Writes that must see consistent data are single guarded
     # statements (see products.repository.update_if_version).
     options: dict[str, Any] = {
-        # sqlite3's own lock wait, in seconds (the same as PRAGMA busy_timeout).
+        # How long a write waits for another writer's lock, in seconds: sqlite3's own
+        # wait (PRAGMA busy_timeout) with aiosqlite, an asyncio wait with sqlite+inline.
         "connect_args": {"timeout": settings.sqlite_busy_timeout},
     }
     if url.database in (None, "", ":memory:"):
