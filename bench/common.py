@@ -40,7 +40,7 @@ SERVER_URLS = {
 def database_url(backend: str, workdir: Path) -> str:
     """The benchmark database of `backend` (its tables are dropped and rebuilt)."""
     if backend == "sqlite":
-        return f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+        return f"sqlite+inline:///{workdir / 'bench.db'}"
     return SERVER_URLS[backend]
 
 
