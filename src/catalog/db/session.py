@@ -100,10 +100,12 @@ def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
     options: dict[str, Any] = {_READ_ONLY_OPTION: True}
     if engine.dialect.name == "postgresql":
         options["isolation_level"] = "AUTOCOMMIT"
-    # The guard listens on the engine itself and checks the option: a listener of the
-    # copy's own would cost every read about three times as much (SQLAlchemy joins the
-    # two engines' listeners anew for each connection).
-    event.listen(engine.sync_engine, "before_execute", _refuse_writes)
+    # The guard listens on the engine itself and checks the option, so every statement
+    # (writes too) pays one dictionary lookup. A listener of the copy's own cost a read
+    # on SQLite about 70 µs, against about 25 µs for this one: SQLAlchemy joins a copy's
+    # listeners with its engine's anew for each connection.
+    if not event.contains(engine.sync_engine, "before_execute", _refuse_writes):
+        event.listen(engine.sync_engine, "before_execute", _refuse_writes)
     # A copy of the engine with these options; it shares the engine's pool.
     return engine.execution_options(**options)
 
