@@ -10,11 +10,11 @@ after the other, and serializes each as ProductRead JSON, through:
 - the driver alone: asyncpg's own pool, `fetchrow` (the raw-driver ceiling of
   bench/baselines/raw_asyncpg.py); on SQLite, the tutorial's way instead: a sync
   `Session.get` on sqlite3, called inline;
-- catalog's own read path, what `GET /products/{id}` runs: a connection of the read
-  engine (`create_read_engine`: autocommit on PostgreSQL, writes refused) and
-  `products.service.read`, a Core select built once;
+- catalog's own read path, what `GET /products/{id}` runs: `products.service.read` on
+  the app's `Reader` (a Core select built once, on a connection borrowed for it;
+  autocommit on PostgreSQL, writes refused);
 - SQLAlchemy `AsyncConnection.execute` of the same kind of select, on the plain engine
-  (autocommit on PostgreSQL), without catalog's guard;
+  (autocommit on PostgreSQL), without catalog's checks;
 - `AsyncSession.execute` of the same Core select, on a session (autocommit on PostgreSQL);
 - `AsyncSession.execute` of an ORM select;
 - `AsyncSession.get`, which `GET /products/{id}` used until 2026-11-24.
@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from catalog.config import Settings
 from catalog.db.engine import create_engine
-from catalog.db.session import create_read_engine
+from catalog.db.session import Reader
 from catalog.products import service as product_service
 from catalog.products.models import Product
 from catalog.products.schemas import ProductRead
@@ -64,7 +64,7 @@ async def cpu_us_per_read(read: Callable[[], Awaitable[None]], reads: int) -> fl
 async def measure(url: str, products: int, reads: int, rounds: int) -> None:
     await seeded_schema(url, products)
     engine = create_engine(Settings(database_url=url))
-    read_engine = create_read_engine(engine)
+    reader = Reader(engine)
     table = Product.__table__
     core = select(*table.c).where(table.c.id == bindparam("id"))
     orm = select(Product).where(Product.id == bindparam("id"))
@@ -95,9 +95,8 @@ async def measure(url: str, products: int, reads: int, rounds: int) -> None:
             ProductRead.model_validate(product).model_dump_json()
 
     async def catalog_read() -> None:
-        async with read_engine.connect() as connection:
-            product = await product_service.read(connection=connection, product_id=some_id())
-            product.model_dump_json()
+        product = await product_service.read(reader=reader, product_id=some_id())
+        product.model_dump_json()
 
     async def async_connection() -> None:
         async with autocommit.connect() as connection:
@@ -126,7 +125,7 @@ async def measure(url: str, products: int, reads: int, rounds: int) -> None:
     )
     paths = {
         driver_path[0]: driver_path[1],
-        "catalog's read connection, service.read (GET /products/{id})": catalog_read,
+        "catalog's Reader, service.read (GET /products/{id})": catalog_read,
         "AsyncConnection, Core select": async_connection,
         "AsyncSession, Core select": session_core,
         "AsyncSession, ORM select": session_orm,

@@ -11,7 +11,7 @@ import catalog
 from catalog import health, metrics
 from catalog.config import Settings, get_settings
 from catalog.db.engine import create_engine
-from catalog.db.session import create_read_engine, create_sessionmaker
+from catalog.db.session import Reader, create_sessionmaker
 from catalog.db.startup import check_database
 from catalog.errors import install_error_handling, problem_responses
 from catalog.limits import BodySizeLimitMiddleware
@@ -34,7 +34,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await check_database(engine, settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.read_engine = create_read_engine(engine)
+        app.state.reader = Reader(engine)
         # What exists now (modules, the app, the engine) lives as long as the process:
         # take it out of the collector's reach. Otherwise every full collection walks
         # it all again, a pause of 50 to 90 ms under load here, which lands in the p99.

@@ -8,7 +8,7 @@ from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from catalog.db.engine import create_engine
-from catalog.db.session import create_read_engine
+from catalog.db.session import Reader
 from tests.conftest import Backend
 from tests.helpers import only_on
 
@@ -82,7 +82,7 @@ async def test_mariadb_sends_one_rollback_per_read_and_still_resets_open_transac
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = create_engine(backend.settings())
-    read_engine = create_read_engine(engine)
+    reader = Reader(engine)
     rollbacks: list[object] = []
     adapter = AsyncAdapt_dbapi_connection
     rollback = adapter.rollback
@@ -92,11 +92,9 @@ async def test_mariadb_sends_one_rollback_per_read_and_still_resets_open_transac
         rollback(self)
 
     try:
-        async with read_engine.connect() as connection:  # connects (and warms up) first
-            await connection.execute(text("SELECT 1"))
+        await reader.scalar_one(text("SELECT 1"))  # connects (and warms up) first
         monkeypatch.setattr(adapter, "rollback", counted)
-        async with read_engine.connect() as connection:
-            await connection.execute(text("SELECT id FROM products LIMIT 1"))
+        await reader.all(text("SELECT id FROM products LIMIT 1"))
         # The connection's own; the pool's reset sees no open transaction and sends nothing.
         assert len(rollbacks) == 1
         # A connection handed back with a transaction open is still rolled back.

@@ -7,18 +7,17 @@ flush but never commit: `get_session` commits once, after the route returns and
 before the response is sent, so a failed commit becomes an error response instead of
 a 2xx for data that was never saved. Routes that do not declare it never touch the pool.
 
-Public reads declare `connection: ReadConnectionDep` instead: a bare connection from the
-same pool for Core selects, with no session around it (see `create_read_engine`).
+Public reads declare `reader: ReaderDep` instead: Core selects, each on a connection
+borrowed from the same pool for that statement, with no session around them (`Reader`).
 """
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import Connection, TextClause, UpdateBase, event
+from sqlalchemy import Row, Select, TextClause
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -26,14 +25,14 @@ from sqlalchemy.ext.asyncio import (
 
 __all__ = [
     "EngineDep",
-    "ReadConnectionDep",
-    "ReadOnlyConnectionError",
+    "ReadOnlyError",
+    "Reader",
+    "ReaderDep",
     "SessionDep",
     "SessionFactoryDep",
-    "create_read_engine",
     "create_sessionmaker",
     "get_engine",
-    "get_read_connection",
+    "get_reader",
     "get_session",
     "get_sessionmaker",
 ]
@@ -52,62 +51,79 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     )
 
 
-class ReadOnlyConnectionError(RuntimeError):
-    """A request that declared it only reads tried to write: a bug in the route."""
+class ReadOnlyError(RuntimeError):
+    """A route that declared it only reads tried to write: a bug in the route."""
 
 
 # SQL text that only reads starts so (a WITH can hide a write: PostgreSQL's data-changing
 # CTEs; this is a guard against mistakes, not against hostile code).
 _READ_TEXT = re.compile(r"\s*(SELECT|WITH|EXPLAIN|SHOW|VALUES)\b", re.IGNORECASE)
 
-
-_READ_ONLY_OPTION = "catalog_read_only"
-
-
-def _refuse_writes(
-    _connection: Connection, statement: Any, _multi: Any, _params: Any, options: Any
-) -> None:
-    if not options.get(_READ_ONLY_OPTION):
-        return
-    sql = statement.text if isinstance(statement, TextClause) else statement
-    if isinstance(statement, UpdateBase) or (isinstance(sql, str) and not _READ_TEXT.match(sql)):
-        raise ReadOnlyConnectionError("A read connection cannot write; use SessionDep.")
+# What a Reader runs: a select, or SQL text that reads (EXPLAIN, for an estimate).
+Readable = Select[Any] | TextClause
 
 
-def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The engine of requests that only read: the same pool, no session, no transaction.
+def _only_reads(statement: Readable) -> Readable:
+    # The annotations keep writes out for mypy; this keeps them out at run time.
+    if isinstance(statement, TextClause):
+        if _READ_TEXT.match(statement.text):
+            return statement
+    elif isinstance(statement, Select):
+        return statement
+    raise ReadOnlyError("A Reader cannot write; use SessionDep.")
 
-    Public reads are Core selects on a bare connection. Skipping the session (its
-    transaction object, identity map and ORM loading) and building the hot statement
-    once takes a third off the CPU that reading one product costs, on PostgreSQL and
-    SQLite alike (bench/read_paths.py). Writes stay ORM, on `SessionDep`.
 
-    The connection is borrowed when the dependency runs, before FastAPI validates the
-    route's parameters: a request with bad parameters borrows one for a moment too.
+class Reader:
+    """How public routes that only read reach the database: `ReaderDep`.
+
+    Each call runs one Core select on a connection borrowed from the engine's pool for
+    that statement alone, and returns its rows, already fetched. There is no session
+    (no transaction object, identity map or ORM loading) and no dependency holding a
+    connection for the whole request, which together take about half off what reading
+    one product costs in-process (bench/asgi_cost.py, bench/read_paths.py). A request
+    whose parameters FastAPI rejects never touches the pool, and the connection is back
+    in the pool while the response is serialized.
 
     On PostgreSQL its connections run in autocommit: each statement is its own
     transaction, so a read is one round trip instead of three (BEGIN, the query,
     COMMIT). asyncpg keeps the autocommit flag on the client, so switching a pooled
-    connection to it and back costs nothing. Elsewhere the flag would cost more than it
-    saves (MySQL drivers send SET autocommit both ways; sqlite3 never sends BEGIN for a
-    read anyway), so the connection is used as it is and the transaction the first read
-    opened ends when the connection goes back to the pool. Statements of one request
-    may see different snapshots on PostgreSQL: a page and its count=exact, for instance.
+    connection to it and back costs no round trip. Elsewhere the flag would cost more
+    than it saves (MySQL drivers send SET autocommit both ways; sqlite3 never sends BEGIN
+    for a read anyway): the transaction the read opened ends when its connection goes
+    back to the pool. Either way, two reads of one request may see different snapshots
+    (a page and its count=exact, for instance).
 
-    A write through it (INSERT, UPDATE, DELETE, or SQL text that is not a read) raises
-    ReadOnlyConnectionError before it reaches the database.
+    Writes are refused: an INSERT, UPDATE or DELETE, or SQL text that is not a read,
+    raises ReadOnlyError before it reaches the database. Writes take `SessionDep`.
     """
-    options: dict[str, Any] = {_READ_ONLY_OPTION: True}
-    if engine.dialect.name == "postgresql":
-        options["isolation_level"] = "AUTOCOMMIT"
-    # The guard listens on the engine itself and checks the option, so every statement
-    # (writes too) pays one dictionary lookup. A listener of the copy's own cost a read
-    # on SQLite about 70 µs, against about 25 µs for this one: SQLAlchemy joins a copy's
-    # listeners with its engine's anew for each connection.
-    if not event.contains(engine.sync_engine, "before_execute", _refuse_writes):
-        event.listen(engine.sync_engine, "before_execute", _refuse_writes)
-    # A copy of the engine with these options; it shares the engine's pool.
-    return engine.execution_options(**options)
+
+    __slots__ = ("_engine", "dialect")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.dialect = engine.dialect
+        if engine.dialect.name == "postgresql":
+            # A copy of the engine with this option; it shares the engine's pool.
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._engine = engine
+
+    async def one_or_none(
+        self, statement: Readable, params: Mapping[str, Any] | None = None
+    ) -> Row[Any] | None:
+        """The one row the statement finds, or None (MultipleResultsFound if more)."""
+        async with self._engine.connect() as connection:
+            return (await connection.execute(_only_reads(statement), params)).one_or_none()
+
+    async def all(
+        self, statement: Readable, params: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        """Every row the statement finds."""
+        async with self._engine.connect() as connection:
+            return (await connection.execute(_only_reads(statement), params)).all()
+
+    async def scalar_one(self, statement: Readable, params: Mapping[str, Any] | None = None) -> Any:
+        """The first column of the one row the statement finds."""
+        async with self._engine.connect() as connection:
+            return (await connection.execute(_only_reads(statement), params)).scalar_one()
 
 
 # The dependencies below are `async def` although they never await: FastAPI runs a plain
@@ -155,15 +171,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """One read-only connection per request, given back as soon as the route returns
-    (ending, outside PostgreSQL, the transaction its first read began)."""
-    read_engine = cast(AsyncEngine, request.app.state.read_engine)
-    async with read_engine.connect() as connection:
-        yield connection
+async def get_reader(request: Request) -> Reader:
+    """The app's Reader, for routes that only read."""
+    return cast(Reader, request.app.state.reader)
 
 
-# For public routes that only read: Core selects, no session (see create_read_engine).
+# For public routes that only read: Core selects, no session, a connection per statement.
 # A route that also takes CurrentUser takes SessionDep: the user is loaded through that
 # session, and one request, one connection.
-ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection, scope="function")]
+ReaderDep = Annotated[Reader, Depends(get_reader)]

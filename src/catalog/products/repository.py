@@ -1,7 +1,7 @@
 """Every query on the products table.
 
-Reads for public routes take the request's read connection and return rows (Core);
-writes, and the reads that serve them, take its session and ORM objects.
+Reads for public routes take the request's Reader and return rows (Core); writes, and
+the reads that serve them, take its session and ORM objects.
 """
 
 import json
@@ -21,9 +21,10 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.db.base import utcnow
+from catalog.db.session import Reader
 from catalog.products.models import Product
 from catalog.products.schemas import ProductFilters, ProductSort
 from catalog.products.search import Search, search
@@ -52,10 +53,9 @@ _PRODUCTS = Product.__table__
 _BY_ID = select(_PRODUCTS).where(_PRODUCTS.c.id == bindparam("product_id"))
 
 
-async def read(connection: AsyncConnection, product_id: int) -> Row[Any] | None:
+async def read(reader: Reader, product_id: int) -> Row[Any] | None:
     """The product with this id as stored now, as a row, or None (for reads)."""
-    result = await connection.execute(_BY_ID, {"product_id": product_id})
-    return result.one_or_none()
+    return await reader.one_or_none(_BY_ID, {"product_id": product_id})
 
 
 def _conditions(filters: ProductFilters) -> list[ColumnElement[bool]]:
@@ -96,7 +96,7 @@ def _filtered(statement: Any, filters: ProductFilters, dialect: str) -> tuple[An
 
 
 async def list_page(
-    connection: AsyncConnection,
+    reader: Reader,
     *,
     filters: ProductFilters,
     sort: ProductSort,
@@ -107,7 +107,7 @@ async def list_page(
     """Matching products in `sort` order (ties by id): `limit` of them after the row
     `after` (its sort key and id), or from `offset`; as rows, each with its sort key
     last (labelled `sort_key`)."""
-    statement, found = _filtered(select(_PRODUCTS), filters, connection.dialect.name)
+    statement, found = _filtered(select(_PRODUCTS), filters, reader.dialect.name)
     if sort is ProductSort.RELEVANCE:
         if found is None:
             raise ValueError("relevance needs a search")
@@ -132,31 +132,31 @@ async def list_page(
     if sort.column != "id":
         order.append(ties)
     statement = statement.order_by(*order).limit(limit).offset(offset)
-    return (await connection.execute(statement)).all()
+    return await reader.all(statement)
 
 
-async def count_matching(connection: AsyncConnection, filters: ProductFilters) -> int:
+async def count_matching(reader: Reader, filters: ProductFilters) -> int:
     """How many products match, counted."""
     statement, _ = _filtered(
-        select(func.count()).select_from(_PRODUCTS), filters, connection.dialect.name
+        select(func.count()).select_from(_PRODUCTS), filters, reader.dialect.name
     )
-    return int((await connection.execute(statement)).scalar_one())
+    return int(await reader.scalar_one(statement))
 
 
-async def estimate_matching(connection: AsyncConnection, filters: ProductFilters) -> int | None:
+async def estimate_matching(reader: Reader, filters: ProductFilters) -> int | None:
     """The planner's estimate of how many products match (PostgreSQL, MariaDB/MySQL);
     None where the database has no planner estimate to give (SQLite)."""
-    dialect = connection.dialect
+    dialect = reader.dialect
     statement, _ = _filtered(select(_PRODUCTS.c.id), filters, dialect.name)
     if dialect.name == "postgresql":
         sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        plan = (await connection.execute(text(f"EXPLAIN (FORMAT JSON) {sql}"))).scalar_one()
+        plan = await reader.scalar_one(text(f"EXPLAIN (FORMAT JSON) {sql}"))
         plan = json.loads(plan) if isinstance(plan, str) else plan
         return int(plan[0]["Plan"]["Plan Rows"])
     if dialect.name in ("mysql", "mariadb"):
         sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        rows = (await connection.execute(text(f"EXPLAIN {sql}"))).mappings().all()
-        return int(rows[0]["rows"] or 0) if rows else 0
+        rows = await reader.all(text(f"EXPLAIN {sql}"))
+        return int(rows[0]._mapping["rows"] or 0) if rows else 0
     return None
 
 

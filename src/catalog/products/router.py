@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from catalog.config import SettingsDep
-from catalog.db.session import ReadConnectionDep, SessionDep, SessionFactoryDep
+from catalog.db.session import ReaderDep, SessionDep, SessionFactoryDep
 from catalog.errors import ValidationError, problem_responses
 from catalog.products import export as product_export
 from catalog.products import service as product_service
@@ -44,7 +44,7 @@ _DECIMAL = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 
 @router.get("", responses=problem_responses(400, 422))
 async def list_products(
-    connection: ReadConnectionDep,
+    reader: ReaderDep,
     settings: SettingsDep,
     request: Request,
     response: Response,
@@ -111,7 +111,7 @@ async def list_products(
         in_stock=in_stock,
     )
     page = await product_service.list_products(
-        connection=connection,
+        reader=reader,
         settings=settings,
         filters=filters,
         sort=sort,
@@ -192,11 +192,9 @@ async def create_product(
 
 
 @router.get("/{product_id}", responses=problem_responses(404, 422))
-async def get_product(
-    product_id: ProductId, connection: ReadConnectionDep, response: Response
-) -> ProductRead:
+async def get_product(product_id: ProductId, reader: ReaderDep, response: Response) -> ProductRead:
     """One product, with its version as `ETag`."""
-    product = await product_service.read(connection=connection, product_id=product_id)
+    product = await product_service.read(reader=reader, product_id=product_id)
     response.headers["ETag"] = product_service.etag(product)
     return product
 

@@ -1,5 +1,5 @@
 """Rules of the products domain. Flushes, never commits: the request's session does.
-Public reads run on the request's read connection instead (no session, nothing to flush)."""
+Public reads run on the request's Reader instead (no session, nothing to flush)."""
 
 import re
 from datetime import datetime
@@ -7,11 +7,12 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.config import Settings
 from catalog.db.errors import ConstraintKind, constraint_violation
 from catalog.db.retry import retry_transaction
+from catalog.db.session import Reader
 from catalog.errors import (
     ConflictError,
     NotFoundError,
@@ -71,9 +72,9 @@ async def get(*, session: AsyncSession, product_id: int) -> Product:
     return product
 
 
-async def read(*, connection: AsyncConnection, product_id: int) -> ProductRead:
+async def read(*, reader: Reader, product_id: int) -> ProductRead:
     """The product, to show it; or NotFoundError."""
-    row = await repository.read(connection, product_id)
+    row = await repository.read(reader, product_id)
     if row is None:
         raise _not_found(product_id)
     return ProductRead.model_validate(row)
@@ -104,7 +105,7 @@ def _position(cursor: str, sort: ProductSort, scope: str, settings: Settings) ->
 
 async def list_products(
     *,
-    connection: AsyncConnection,
+    reader: Reader,
     settings: Settings,
     filters: ProductFilters,
     sort: ProductSort,
@@ -125,7 +126,7 @@ async def list_products(
         )
     # One row more than asked tells whether there is a next page, without a count.
     rows = await repository.list_page(
-        connection, filters=filters, sort=sort, limit=limit + 1, offset=offset, after=after
+        reader, filters=filters, sort=sort, limit=limit + 1, offset=offset, after=after
     )
     page, more = rows[:limit], len(rows) > limit
     next_cursor = None
@@ -136,11 +137,11 @@ async def list_products(
         )
     total: int | None = None
     if count is CountMode.EXACT:
-        total = await repository.count_matching(connection, filters)
+        total = await repository.count_matching(reader, filters)
     elif count is CountMode.ESTIMATED:
-        total = await repository.estimate_matching(connection, filters)
+        total = await repository.estimate_matching(reader, filters)
         if total is None:  # no planner estimate on this database: count
-            total = await repository.count_matching(connection, filters)
+            total = await repository.count_matching(reader, filters)
     return ProductPage(
         items=[ProductRead.model_validate(row) for row in page],
         next_cursor=next_cursor,
