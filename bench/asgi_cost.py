@@ -13,7 +13,13 @@ moves them all alike. Apps and paths:
 - catalog (`create_app()`): `GET /health/live`, `GET /products/{id}` (random ids) and
   `GET /products?limit=20`;
 - on PostgreSQL, bench/baselines/raw_asyncpg.py, the raw-driver ceiling:
-  `GET /health/live` and `GET /products/{id}`.
+  `GET /health/live` and `GET /products/{id}`;
+- on PostgreSQL, two floors, `GET /products/{id}` only, built below as the least a
+  FastAPI app can do for that read, so that catalog's own share shows: FastAPI with an
+  asyncpg pool (a path parameter, `fetchrow`, a `ProductRead` response model), and
+  FastAPI with SQLAlchemy Core (the same, but `AsyncEngine.connect()` in autocommit and
+  the select of `products.repository`, with SQLAlchemy's own pool; no middleware, no
+  metrics, no dependency).
 
 This is the part of a request that catalog's code decides; uvicorn's HTTP work comes on
 top, about the same for every app. The time includes the kernel's share of each socket
@@ -30,19 +36,66 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import uvloop
 from common import SERVER_URLS, seeded_schema
+from fastapi import FastAPI
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from catalog.config import Settings
 from catalog.main import create_app
+from catalog.products.models import Product
+from catalog.products.schemas import ProductRead
 
 BASELINES = Path(__file__).resolve().parent / "baselines"
+PRODUCT_SQL = (
+    "SELECT id, sku, name, description, price, stock, category, version, created_at, "
+    "updated_at FROM products WHERE id = $1"
+)
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+def _floor_apps(url: str, dsn: str) -> tuple[FastAPI, FastAPI]:
+    """FastAPI over asyncpg, and FastAPI over SQLAlchemy Core: nothing else."""
+    holder: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def pool_lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        holder["pool"] = await asyncpg.create_pool(dsn, min_size=10, max_size=10, reset=None)
+        yield
+        await holder["pool"].close()
+
+    on_asyncpg = FastAPI(lifespan=pool_lifespan)
+
+    @on_asyncpg.get("/products/{product_id}")
+    async def by_asyncpg(product_id: int) -> ProductRead:
+        async with holder["pool"].acquire() as connection:
+            row = await connection.fetchrow(PRODUCT_SQL, product_id)
+        return ProductRead.model_validate(dict(row))
+
+    @contextlib.asynccontextmanager
+    async def engine_lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        engine = create_async_engine(url, pool_size=5, max_overflow=5)
+        holder["engine"] = engine.execution_options(isolation_level="AUTOCOMMIT")
+        yield
+        await engine.dispose()
+
+    on_sqlalchemy = FastAPI(lifespan=engine_lifespan)
+    by_id = select(Product.__table__).where(Product.__table__.c.id == bindparam("product_id"))
+
+    @on_sqlalchemy.get("/products/{product_id}")
+    async def by_sqlalchemy(product_id: int) -> ProductRead:
+        async with holder["engine"].connect() as connection:
+            row = (await connection.execute(by_id, {"product_id": product_id})).one()
+        return ProductRead.model_validate(row)
+
+    return on_asyncpg, on_sqlalchemy
 
 
 def _load_raw_baseline() -> Any:
@@ -116,6 +169,11 @@ async def measure(url: str, products: int, requests: int, rounds: int, concurren
             await stack.enter_async_context(raw_app.router.lifespan_context(raw_app))
             cases["raw asyncpg /health/live"] = lambda: call(raw_app, "/health/live")
             cases["raw asyncpg /products/{id}"] = lambda: call(raw_app, some_id())
+            on_asyncpg, on_sqlalchemy = _floor_apps(url, dsn)
+            for floor in (on_asyncpg, on_sqlalchemy):
+                await stack.enter_async_context(floor.router.lifespan_context(floor))
+            cases["FastAPI+asyncpg /products/{id}"] = lambda: call(on_asyncpg, some_id())
+            cases["FastAPI+SQLAlchemy /products/{id}"] = lambda: call(on_sqlalchemy, some_id())
         for name, case in cases.items():  # warm up, and check every app answers
             for _ in range(300):
                 status = await case()

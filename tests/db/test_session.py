@@ -13,7 +13,7 @@ from sqlalchemy import event, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.engine import create_engine
-from catalog.db.session import ReaderDep, SessionDep
+from catalog.db.session import Reader, ReaderDep, SessionDep
 from catalog.products.models import Product
 from tests.conftest import TEST_APPLICATION_NAME, Backend
 from tests.helpers import assert_problem, only_on, product_payload, serving
@@ -281,3 +281,27 @@ async def test_a_reader_refuses_writes(app: FastAPI, client: httpx.AsyncClient) 
         assert_problem(response, 500)
     assert (await client.get("/test-only/reads-through-a-reader")).json() == {"products": 1}
     assert (await client.get("/products")).json()["items"] == [product]
+
+
+@only_on("postgresql", "mariadb")
+async def test_a_read_cancelled_in_the_database_gives_its_connection_back(
+    backend: Backend,
+) -> None:
+    engine = create_engine(backend.settings(pool_size=1, max_overflow=0))
+    reader = Reader(engine)
+    sleep = "SELECT pg_sleep(30)" if backend.name == "postgresql" else "SELECT SLEEP(30)"
+    try:
+        read = asyncio.create_task(reader.scalar_one(text(sleep)))
+        for _ in range(200):
+            if engine.sync_engine.pool.checkedout() == 1:  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # inside the database now
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(read, 5)
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        # The pool's one connection serves the next read at once, not after the sleep.
+        assert await asyncio.wait_for(reader.scalar_one(text("SELECT 2")), 5) == 2
+    finally:
+        await engine.dispose()
