@@ -12,14 +12,11 @@ moves them all alike. Apps and paths:
 
 - catalog (`create_app()`): `GET /health/live`, `GET /products/{id}` (random ids) and
   `GET /products?limit=20`;
-- on PostgreSQL, bench/baselines/raw_asyncpg.py, the raw-driver ceiling:
-  `GET /health/live` and `GET /products/{id}`;
-- on PostgreSQL, two floors, `GET /products/{id}` only, built below as the least a
-  FastAPI app can do for that read, so that catalog's own share shows: FastAPI with an
-  asyncpg pool (a path parameter, `fetchrow`, a `ProductRead` response model), and
-  FastAPI with SQLAlchemy Core (the same, but `AsyncEngine.connect()` in autocommit and
-  the select of `products.repository`, with SQLAlchemy's own pool; no middleware, no
-  metrics, no dependency).
+- on PostgreSQL, `GET /health/live` and `GET /products/{id}` of bench/baselines/
+  raw_asyncpg.py (the raw-driver ceiling) and of the two floors of
+  bench/baselines/fastapi_floor.py (the least FastAPI can do for that read, over asyncpg
+  and over SQLAlchemy Core), so that what FastAPI, SQLAlchemy and catalog each add
+  shows.
 
 This is the part of a request that catalog's code decides; uvicorn's HTTP work comes on
 top, about the same for every app. The time includes the kernel's share of each socket
@@ -30,28 +27,23 @@ the rows with each other, not with requests/s under wrk.
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib.util
 import os
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import uvloop
 from common import SERVER_URLS, seeded_schema
-from fastapi import FastAPI
-from sqlalchemy import bindparam, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from catalog.config import Settings
 from catalog.main import create_app
-from catalog.products.models import Product
-from catalog.products.schemas import ProductRead
 
 BASELINES = Path(__file__).resolve().parent / "baselines"
 PRODUCT_SQL = (
@@ -61,49 +53,13 @@ PRODUCT_SQL = (
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
-def _floor_apps(url: str, dsn: str) -> tuple[FastAPI, FastAPI]:
-    """FastAPI over asyncpg, and FastAPI over SQLAlchemy Core: nothing else."""
-    holder: dict[str, Any] = {}
-
-    @contextlib.asynccontextmanager
-    async def pool_lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        holder["pool"] = await asyncpg.create_pool(dsn, min_size=10, max_size=10, reset=None)
-        yield
-        await holder["pool"].close()
-
-    on_asyncpg = FastAPI(lifespan=pool_lifespan)
-
-    @on_asyncpg.get("/products/{product_id}")
-    async def by_asyncpg(product_id: int) -> ProductRead:
-        async with holder["pool"].acquire() as connection:
-            row = await connection.fetchrow(PRODUCT_SQL, product_id)
-        return ProductRead.model_validate(dict(row))
-
-    @contextlib.asynccontextmanager
-    async def engine_lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        engine = create_async_engine(url, pool_size=5, max_overflow=5)
-        holder["engine"] = engine.execution_options(isolation_level="AUTOCOMMIT")
-        yield
-        await engine.dispose()
-
-    on_sqlalchemy = FastAPI(lifespan=engine_lifespan)
-    by_id = select(Product.__table__).where(Product.__table__.c.id == bindparam("product_id"))
-
-    @on_sqlalchemy.get("/products/{product_id}")
-    async def by_sqlalchemy(product_id: int) -> ProductRead:
-        async with holder["engine"].connect() as connection:
-            row = (await connection.execute(by_id, {"product_id": product_id})).one()
-        return ProductRead.model_validate(row)
-
-    return on_asyncpg, on_sqlalchemy
-
-
-def _load_raw_baseline() -> Any:
-    spec = importlib.util.spec_from_file_location("raw_asyncpg", BASELINES / "raw_asyncpg.py")
+def _baseline(name: str) -> Any:
+    """The module of bench/baselines/<name>.py (its settings come from os.environ)."""
+    spec = importlib.util.spec_from_file_location(name, BASELINES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.app
+    return module
 
 
 async def call(app: App, path: str, query: str = "") -> int:
@@ -137,6 +93,10 @@ async def call(app: App, path: str, query: str = "") -> int:
     return status
 
 
+async def _read_one(app: App, products: int) -> int:
+    return await call(app, f"/products/{random.randint(1, products)}")
+
+
 async def cpu_us_per_request(
     request: Callable[[], Awaitable[int]], requests: int, concurrency: int
 ) -> float:
@@ -153,27 +113,27 @@ async def measure(url: str, products: int, requests: int, rounds: int, concurren
     await seeded_schema(url, products)
     catalog_app = create_app(Settings(database_url=url))
     cases: dict[str, Callable[[], Awaitable[int]]] = {}
-
-    def some_id() -> str:
-        return f"/products/{random.randint(1, products)}"
-
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(catalog_app.router.lifespan_context(catalog_app))
-        cases["catalog /health/live"] = lambda: call(catalog_app, "/health/live")
-        cases["catalog /products/{id}"] = lambda: call(catalog_app, some_id())
-        cases["catalog /products?limit=20"] = lambda: call(catalog_app, "/products", "limit=20")
+        cases["catalog /health/live"] = functools.partial(call, catalog_app, "/health/live")
+        cases["catalog /products/{id}"] = functools.partial(_read_one, catalog_app, products)
+        cases["catalog /products?limit=20"] = functools.partial(
+            call, catalog_app, "/products", "limit=20"
+        )
         if make_url(url).get_backend_name() == "postgresql":
             dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
             os.environ["RAW_DATABASE_URL"] = dsn
-            raw_app = _load_raw_baseline()
-            await stack.enter_async_context(raw_app.router.lifespan_context(raw_app))
-            cases["raw asyncpg /health/live"] = lambda: call(raw_app, "/health/live")
-            cases["raw asyncpg /products/{id}"] = lambda: call(raw_app, some_id())
-            on_asyncpg, on_sqlalchemy = _floor_apps(url, dsn)
-            for floor in (on_asyncpg, on_sqlalchemy):
-                await stack.enter_async_context(floor.router.lifespan_context(floor))
-            cases["FastAPI+asyncpg /products/{id}"] = lambda: call(on_asyncpg, some_id())
-            cases["FastAPI+SQLAlchemy /products/{id}"] = lambda: call(on_sqlalchemy, some_id())
+            os.environ["FLOOR_DATABASE_URL"] = url
+            floors = _baseline("fastapi_floor")
+            apps = {
+                "raw asyncpg": _baseline("raw_asyncpg").app,
+                "FastAPI asyncpg": floors.on_asyncpg,
+                "FastAPI SQLAlchemy": floors.on_sqlalchemy,
+            }
+            for name, app in apps.items():
+                await stack.enter_async_context(app.router.lifespan_context(app))
+                cases[f"{name} /health/live"] = functools.partial(call, app, "/health/live")
+                cases[f"{name} /products/{{id}}"] = functools.partial(_read_one, app, products)
         for name, case in cases.items():  # warm up, and check every app answers
             for _ in range(300):
                 status = await case()

@@ -13,6 +13,8 @@ backend) on this machine, one after the other, under wrk:
   (the pooled-versus-unpooled claim);
 - bench/baselines/raw_asyncpg.py: Starlette with a raw asyncpg pool, the ceiling for
   the single-row read;
+- bench/baselines/fastapi_floor.py: the least FastAPI can do for that read, over an
+  asyncpg pool and over SQLAlchemy Core (the floors that FastAPI and SQLAlchemy set);
 - pgbench: the same point select, prepared, from C: the database's own ceiling.
 
 Scenarios: `GET /products/{id}` with random ids, `GET /products?limit=20`, the dinosaur
@@ -85,7 +87,7 @@ POINT_SELECT = (
 class Config:
     name: str
     backend: str  # postgresql, mariadb, sqlite
-    kind: str  # catalog, tutorial, tutorial-nullpool, raw-asyncpg
+    kind: str  # catalog, tutorial, tutorial-nullpool, raw-asyncpg, floor-asyncpg, floor-sqlalchemy
     workers: int = 1
     scenarios: tuple[str, ...] = ("one", "page", "search", "orders", "live")
 
@@ -96,6 +98,8 @@ CONFIGS = [
     Config("tutorial PG", "postgresql", "tutorial", scenarios=("one", "page", "search", "live")),
     Config("tutorial PG NullPool", "postgresql", "tutorial-nullpool", scenarios=("one",)),
     Config("raw asyncpg PG", "postgresql", "raw-asyncpg", scenarios=("one", "live")),
+    Config("FastAPI asyncpg PG", "postgresql", "floor-asyncpg", scenarios=("one", "live")),
+    Config("FastAPI SQLAlchemy PG", "postgresql", "floor-sqlalchemy", scenarios=("one", "live")),
     Config("catalog MariaDB 1w", "mariadb", "catalog"),
     Config("catalog MariaDB 2w", "mariadb", "catalog", workers=2),
     Config("catalog SQLite 1w", "sqlite", "catalog"),
@@ -214,6 +218,10 @@ def start(config: Config, url: str) -> Iterator[Server]:
         with server_process("raw_asyncpg:app", {"RAW_DATABASE_URL": dsn}, app_dir=BASELINES) as (
             server
         ):
+            yield server
+    elif config.kind in ("floor-asyncpg", "floor-sqlalchemy"):
+        app = "fastapi_floor:on_" + config.kind.removeprefix("floor-")
+        with server_process(app, {"FLOOR_DATABASE_URL": url}, app_dir=BASELINES) as server:
             yield server
     else:
         raise ValueError(config.kind)
@@ -429,6 +437,10 @@ def markdown(
         ("PG `GET /products/{id}` vs tutorial", "catalog PG 1w", "tutorial PG", "one", ">= 4x"),
         ("PG `GET /products/{id}` vs raw asyncpg", "catalog PG 1w", "raw asyncpg PG", "one",
          ">= 0.4x"),
+        ("PG `GET /products/{id}` vs the FastAPI + SQLAlchemy floor", "catalog PG 1w",
+         "FastAPI SQLAlchemy PG", "one", "(for reference)"),
+        ("PG `GET /products/{id}` vs the FastAPI + asyncpg floor", "catalog PG 1w",
+         "FastAPI asyncpg PG", "one", "(for reference)"),
         ("PG `GET /products?limit=20` vs tutorial", "catalog PG 1w", "tutorial PG", "page",
          ">= 3x"),
         ("PG dinosaur search vs tutorial (ILIKE)", "catalog PG 1w", "tutorial PG", "search",
