@@ -140,7 +140,7 @@ class MeteredPool(AsyncAdaptedQueuePool):
 
     @property
     def _idle(self) -> FairQueue[ConnectionPoolEntry]:
-        return cast(FairQueue[ConnectionPoolEntry], self._pool)
+        return cast("FairQueue[ConnectionPoolEntry]", self._pool)
 
     def linger_overflow(self, seconds: float) -> None:
         """Keep a returned overflow connection idle up to `seconds` before closing it.

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     Row,
+    Select,
     and_,
     bindparam,
     delete,
@@ -58,22 +59,25 @@ async def read(reader: Reader, product_id: int) -> Row[Any] | None:
     return await reader.one_or_none(_BY_ID, {"product_id": product_id})
 
 
+_C = _PRODUCTS.c
+
+
 def _conditions(filters: ProductFilters) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if filters.category is not None:
-        conditions.append(Product.category == filters.category)
+        conditions.append(_C.category == filters.category)
     if filters.price_min is not None:
-        conditions.append(Product.price >= filters.price_min)
+        conditions.append(_C.price >= filters.price_min)
     if filters.price_max is not None:
-        conditions.append(Product.price <= filters.price_max)
+        conditions.append(_C.price <= filters.price_max)
     if filters.created_after is not None:
-        conditions.append(Product.created_at > filters.created_after)
+        conditions.append(_C.created_at > filters.created_after)
     if filters.created_before is not None:
-        conditions.append(Product.created_at < filters.created_before)
+        conditions.append(_C.created_at < filters.created_before)
     if filters.in_stock is True:
-        conditions.append(Product.stock > 0)
+        conditions.append(_C.stock > 0)
     elif filters.in_stock is False:
-        conditions.append(Product.stock == 0)
+        conditions.append(_C.stock == 0)
     return conditions
 
 
@@ -83,16 +87,43 @@ def _keyset(key: ColumnElement[Any], descending: bool, value: Any, last_id: int)
     # bound on the key alone is what lets every planner start the index scan at the
     # cursor instead of reading (and skipping) every row before it.
     if descending:
-        return and_(key <= value, or_(key < value, and_(key == value, Product.id < last_id)))
-    return and_(key >= value, or_(key > value, and_(key == value, Product.id > last_id)))
+        return and_(key <= value, or_(key < value, and_(key == value, _C.id < last_id)))
+    return and_(key >= value, or_(key > value, and_(key == value, _C.id > last_id)))
 
 
 def _filtered(statement: Any, filters: ProductFilters, dialect: str) -> tuple[Any, Search | None]:
-    statement = statement.where(*_conditions(filters))
+    conditions = _conditions(filters)
+    if conditions:
+        statement = statement.where(*conditions)
     if filters.q is None:
         return statement, None
     found = search(dialect, filters.q)
     return found.apply(statement), found
+
+
+def _paged(
+    statement: Select[Any], key: ColumnElement[Any], descending: bool, ties_descending: bool
+) -> Select[Any]:
+    # In `key` order, ties by id, with the key last as `sort_key`; LIMIT and OFFSET as
+    # binds, so that one statement serves every page.
+    order = [key.desc() if descending else key.asc()]
+    if key is not _C.id:
+        order.append(_C.id.desc() if ties_descending else _C.id.asc())
+    return (
+        statement.add_columns(key.label("sort_key"))
+        .order_by(*order)
+        .limit(bindparam("page_limit"))
+        .offset(bindparam("page_offset"))
+    )
+
+
+# Built once per sort: the first page of an unfiltered listing, the busiest there is,
+# neither builds its SELECT nor computes its cache key again.
+_PAGED = {
+    sort: _paged(select(_PRODUCTS), _C[sort.column], sort.descending, sort.descending)
+    for sort in ProductSort
+    if sort is not ProductSort.RELEVANCE
+}
 
 
 async def list_page(
@@ -107,32 +138,26 @@ async def list_page(
     """Matching products in `sort` order (ties by id): `limit` of them after the row
     `after` (its sort key and id), or from `offset`; as rows, each with its sort key
     last (labelled `sort_key`)."""
-    statement, found = _filtered(select(_PRODUCTS), filters, reader.dialect.name)
     if sort is ProductSort.RELEVANCE:
+        statement, found = _filtered(select(_PRODUCTS), filters, reader.dialect.name)
         if found is None:
             raise ValueError("relevance needs a search")
         # Most relevant first; equally relevant ones in id order.
-        key, descending, ties = found.rank, True, Product.id.asc()
+        statement = _paged(statement, found.rank, descending=True, ties_descending=False)
+        if after is not None:
+            value, last_id = after
+            rank = found.rank
+            statement = statement.where(or_(rank < value, and_(rank == value, _C.id > last_id)))
     else:
-        key = getattr(Product, sort.column)
-        descending = sort.descending
-        ties = Product.id.desc() if descending else Product.id.asc()
-    statement = statement.add_columns(key.label("sort_key"))
-    if after is not None:
-        value, last_id = after
-        if sort is ProductSort.RELEVANCE:
-            statement = statement.where(or_(key < value, and_(key == value, Product.id > last_id)))
-        elif sort.column == "id":
-            statement = statement.where(
-                Product.id < last_id if descending else Product.id > last_id
-            )
-        else:
-            statement = statement.where(_keyset(key, descending, value, last_id))
-    order = [key.desc() if descending else key.asc()]
-    if sort.column != "id":
-        order.append(ties)
-    statement = statement.order_by(*order).limit(limit).offset(offset)
-    return await reader.all(statement)
+        statement, _ = _filtered(_PAGED[sort], filters, reader.dialect.name)
+        if after is not None:
+            value, last_id = after
+            if sort.column == "id":
+                statement = statement.where(_C.id < last_id if sort.descending else _C.id > last_id)
+            else:
+                key = _C[sort.column]
+                statement = statement.where(_keyset(key, sort.descending, value, last_id))
+    return await reader.all(statement, {"page_limit": limit, "page_offset": offset})
 
 
 async def count_matching(reader: Reader, filters: ProductFilters) -> int:
