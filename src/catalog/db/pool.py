@@ -103,25 +103,31 @@ class FairQueue(Generic[_T]):
             return self.get_nowait()
         if not block:
             raise Empty()
-        return await_only(self._wait(timeout))
-
-    async def _wait(self, seconds: float | None) -> _T:
-        waiter: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        # Wait on a bare future with a timer, not in a coroutine under asyncio.timeout():
+        # most checkouts under load wait, and this is a third of the cost.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[_T] = loop.create_future()
         self._waiters.append(waiter)
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
         try:
-            async with asyncio.timeout(seconds):
-                return await waiter
-        except BaseException as error:
-            if waiter.done() and not waiter.cancelled():
+            return await_only(waiter)
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 # Handed a connection just as the wait ended: pass it to the next in line.
                 self.put_nowait(waiter.result())
             else:
                 waiter.cancel()
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
-            if isinstance(error, TimeoutError):
-                raise Empty() from None
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+
+def _expire(waiter: "asyncio.Future[Any]") -> None:
+    if not waiter.done():
+        waiter.set_exception(Empty())
 
 
 class MeteredPool(AsyncAdaptedQueuePool):
