@@ -17,6 +17,7 @@ from typing import IO
 
 import httpx
 from sqlalchemy import insert
+from sqlalchemy.engine import make_url
 
 from catalog.config import Settings
 from catalog.db.base import utcnow
@@ -46,6 +47,9 @@ def database_url(backend: str, workdir: Path) -> str:
 
 async def fresh_schema(url: str) -> None:
     """Drop catalog's tables and migrate from scratch."""
+    # Every benchmark that seeds comes here: say which database loses its tables.
+    shown = make_url(url).render_as_string(hide_password=True)
+    print(f"bench: dropping and rebuilding catalog's tables in {shown}", file=sys.stderr)
     engine = create_engine(Settings(database_url=url), pooled=False)
     try:
         async with engine.begin() as connection:
