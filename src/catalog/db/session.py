@@ -82,11 +82,10 @@ class Reader:
 
     Each call runs one Core select on a connection borrowed from the engine's pool for
     that statement alone, and returns its rows, already fetched. There is no session
-    (no transaction object, identity map or ORM loading) and no dependency holding a
-    connection for the whole request, which together take about half off what reading
-    one product costs in-process (bench/asgi_cost.py, bench/read_paths.py). A request
-    whose parameters FastAPI rejects never touches the pool, and the connection is back
-    in the pool while the response is serialized.
+    (no transaction object, identity map or ORM loading) and no `yield` dependency
+    holding a connection for the whole request (docs/architecture.md has the figures).
+    A request whose parameters FastAPI rejects never touches the pool, and the
+    connection is back in the pool while the response is serialized.
 
     On PostgreSQL its connections run in autocommit: each statement is its own
     transaction, so a read is one round trip instead of three (BEGIN, the query,
@@ -110,10 +109,10 @@ class Reader:
             engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         # Each read runs SQLAlchemy's sync API inside one greenlet_spawn, the call that
         # AsyncConnection.run_sync makes: checkout, execute, fetch and checkin in one hop
-        # onto the event loop's greenlet, where `async with engine.connect()` and
-        # `await connection.execute()` take three, plus a task to shield the close.
-        # That is a third of what SQLAlchemy costs per read at 64 in flight
-        # (bench/asgi_cost.py). The driver's awaits still yield to the loop as usual.
+        # into SQLAlchemy's greenlet, where `async with engine.connect()` and `await
+        # connection.execute()` take three, plus a task that shields the close. That
+        # took 36 µs of CPU off each GET /products/{id} at 64 in flight (489 -> 453,
+        # bench/asgi_cost.py). The driver's awaits still yield to the event loop.
         self._engine = engine.sync_engine
 
     async def one_or_none(
