@@ -4,8 +4,9 @@
         uvicorn fastapi_floor:on_sqlalchemy --app-dir bench/baselines
     FLOOR_DATABASE_URL=... uvicorn fastapi_floor:on_asyncpg --app-dir bench/baselines
 
-`GET /products/{product_id}` (an `int` path parameter, a `ProductRead` response model)
-and `GET /health/live`, and nothing else: no middleware, no metrics, no error format, no
+`GET /products/{product_id}` (an `int` path parameter, a `ProductRead` response model),
+`GET /products?limit=20` (the first `limit` products by id, a `list[ProductRead]`) and
+`GET /health/live`, and nothing else: no middleware, no metrics, no error format, no
 dependency. `on_sqlalchemy` reads through SQLAlchemy Core the way its asyncio docs show
 (`async with engine.connect()`, `await connection.execute(select)`, in autocommit so
 that a read is one round trip, the select built once); `on_asyncpg` through an asyncpg
@@ -59,6 +60,11 @@ products = Table(
     Column("updated_at", DateTime(timezone=True)),
 )
 BY_ID = select(products).where(products.c.id == bindparam("product_id"))
+FIRST_BY_ID = select(products).order_by(products.c.id).limit(bindparam("limit"))
+FIRST_BY_ID_SQL = (
+    "SELECT id, sku, name, description, price, stock, category, version, created_at, "
+    "updated_at FROM products ORDER BY id LIMIT $1"
+)
 BY_ID_SQL = (
     "SELECT id, sku, name, description, price, stock, category, version, created_at, "
     "updated_at FROM products WHERE id = $1"
@@ -106,6 +112,14 @@ async def _keep_as_is(_connection: asyncpg.Connection) -> None:
     return None
 
 
+@on_sqlalchemy.get("/products")
+async def page_through_sqlalchemy(limit: int = 20) -> list[ProductRead]:
+    engine: AsyncEngine = on_sqlalchemy.state.engine
+    async with engine.connect() as connection:
+        rows = (await connection.execute(FIRST_BY_ID, {"limit": limit})).all()
+    return [ProductRead.model_validate(row) for row in rows]
+
+
 @asynccontextmanager
 async def pool_lifespan(app: FastAPI) -> AsyncIterator[None]:
     dsn = make_url(URL).set(drivername="postgresql").render_as_string(False)
@@ -125,6 +139,14 @@ async def read_through_asyncpg(product_id: int) -> ProductRead:
     if row is None:
         raise HTTPException(404, "Product not found")
     return ProductRead.model_validate(dict(row))
+
+
+@on_asyncpg.get("/products")
+async def page_through_asyncpg(limit: int = 20) -> list[ProductRead]:
+    pool: asyncpg.Pool = on_asyncpg.state.pool
+    async with pool.acquire() as connection:
+        rows = await connection.fetch(FIRST_BY_ID_SQL, limit)
+    return [ProductRead.model_validate(dict(row)) for row in rows]
 
 
 @on_sqlalchemy.get("/health/live")
