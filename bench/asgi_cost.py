@@ -14,9 +14,9 @@ moves them all alike. Apps and paths:
   `GET /products?limit=20`;
 - on PostgreSQL, `GET /health/live` and `GET /products/{id}` of bench/baselines/
   raw_asyncpg.py (the raw-driver ceiling) and of the two floors of
-  bench/baselines/fastapi_floor.py (the least FastAPI can do for that read, over asyncpg
-  and over SQLAlchemy Core), so that what FastAPI, SQLAlchemy and catalog each add
-  shows.
+  bench/baselines/fastapi_floor.py (the least FastAPI can do for those reads, over
+  asyncpg and over SQLAlchemy Core; their `GET /products?limit=20` too), so that what
+  FastAPI, SQLAlchemy and catalog each add shows.
 
 This is the part of a request that catalog's code decides; uvicorn's HTTP work comes on
 top, about the same for every app. The time includes the kernel's share of each socket
@@ -134,6 +134,10 @@ async def measure(url: str, products: int, requests: int, rounds: int, concurren
                 await stack.enter_async_context(app.router.lifespan_context(app))
                 cases[f"{name} /health/live"] = functools.partial(call, app, "/health/live")
                 cases[f"{name} /products/{{id}}"] = functools.partial(_read_one, app, products)
+                if name != "raw asyncpg":
+                    cases[f"{name} /products?limit=20"] = functools.partial(
+                        call, app, "/products", "limit=20"
+                    )
         for name, case in cases.items():  # warm up, and check every app answers
             for _ in range(300):
                 status = await case()
@@ -145,7 +149,7 @@ async def measure(url: str, products: int, requests: int, rounds: int, concurren
                 samples[name].append(await cpu_us_per_request(case, requests, concurrency))
     print(f"CPU µs per request, {concurrency} at a time, median of {rounds} rounds of {requests}:")
     for name, values in samples.items():
-        print(f"  {name:<32} {statistics.median(values):8.0f}")
+        print(f"  {name:<40} {statistics.median(values):8.0f}")
 
 
 def main() -> None:
