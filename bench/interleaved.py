@@ -13,13 +13,11 @@ round, seconds apart, and the table gives their median, with the median requests
 
 import argparse
 import asyncio
-import contextlib
-import statistics
 import tempfile
 from pathlib import Path
 
-from common import database_url, run_wrk
-from suite import CONFIGS, ensure_wrk, prepare_data, scripts, start
+from common import database_url
+from suite import CONFIGS, ensure_wrk, measure_in_turns, prepare_data, scripts
 
 
 def main() -> None:
@@ -45,27 +43,9 @@ def main() -> None:
     url = database_url(backend, workdir)
     token = asyncio.run(prepare_data(url, args.products, args.reuse))
     script = scripts(workdir / backend, args.products, token)[args.scenario]
-    rps: dict[str, list[float]] = {config.name: [] for config in configs}
-    ratios: dict[str, list[float]] = {config.name: [] for config in configs[1:]}
-    with contextlib.ExitStack() as stack:
-        servers = {config.name: stack.enter_context(start(config, url)) for config in configs}
-        for server in servers.values():  # warm-up: connections, prepared statements
-            run_wrk(server.base_url, script, 2, args.connections)
-        for round_number in range(1, args.rounds + 1):
-            measured = {
-                name: run_wrk(server.base_url, script, args.seconds, args.connections)["rps"]
-                for name, server in servers.items()
-            }
-            first = configs[0].name
-            for name, value in measured.items():
-                rps[name].append(value)
-                if name != first and value > 0:
-                    ratios[name].append(measured[first] / value)
-            print(
-                f"round {round_number}: "
-                + ", ".join(f"{name} {value:.0f}" for name, value in measured.items()),
-                flush=True,
-            )
+    turns = measure_in_turns(
+        configs, url, script, args.scenario, args.connections, args.rounds, args.seconds
+    )
     first = configs[0].name
     print(
         f"\n`{args.scenario}` at {args.connections} connections, {args.rounds} rounds of "
@@ -73,11 +53,10 @@ def main() -> None:
     )
     print(f"| configuration | median req/s | {first} over it |")
     print("|---|---:|---:|")
-    for name, values in rps.items():
-        ratio = "" if name == first else f"{statistics.median(ratios[name]):.2f}x"
-        if name != first and not ratios[name]:
-            ratio = "stalled"
-        print(f"| {name} | {statistics.median(values):.0f} | {ratio} |")
+    for name in turns.rps:
+        over = turns.median_ratio(name) if name != first else None
+        shown = "" if name == first else (f"{over:.2f}x" if over is not None else "stalled")
+        print(f"| {name} | {turns.median_rps(name):.0f} | {shown} |")
 
 
 if __name__ == "__main__":

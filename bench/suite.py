@@ -23,7 +23,10 @@ and `GET /health/live` (no database: the HTTP ceiling). Each runs for --seconds 
 2 s warm-up, at each of --connections. Then, per configuration on a network database,
 a second server whose connections go through a counting proxy (bench/roundtrips.py)
 answers 200 sequential requests per scenario: database round trips per request.
-Peak RSS is per worker process (VmHWM).
+Peak RSS is per worker process (VmHWM). Last, the headline ratios are measured again in
+turns (IN_TURNS: every server of a line up at once, the scenario run on each in turn for
+--turn-rounds rounds of 5 s, the median of each round's ratio), so that a ratio does not
+compare two moments of a machine whose speed drifts.
 
 --write-docs puts the tables between the suite's markers in docs/benchmarks.md and
 draws docs/img/suite.png. --smoke is CI's run: 1,000 products, 1 s per scenario, 16
@@ -43,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,6 +130,69 @@ class ConfigReport:
     results: list[Result] = field(default_factory=list)
     round_trips: dict[str, float] = field(default_factory=dict)
     peak_rss: list[float] = field(default_factory=list)
+
+
+# The headline, measured again in turns once every configuration has run: (scenario,
+# connections, configurations; the first is the one compared with the others).
+IN_TURNS = [
+    ("one", 64, ["catalog PG 1w", "tutorial PG", "raw asyncpg PG", "FastAPI SQLAlchemy PG",
+                 "FastAPI asyncpg PG"]),
+    ("page", 64, ["catalog PG 1w", "tutorial PG", "FastAPI SQLAlchemy PG"]),
+    ("one", 16, ["catalog SQLite 1w", "tutorial SQLite"]),
+    ("page", 16, ["catalog SQLite 1w", "tutorial SQLite"]),
+]  # fmt: skip
+
+
+@dataclass
+class InTurns:
+    """Configurations measured in rounds, one after the other within each round."""
+
+    scenario: str
+    connections: int
+    rps: dict[str, list[float]]  # per configuration, per round
+    ratios: dict[str, list[float]]  # the first configuration over each other, per round
+
+    def median_rps(self, name: str) -> float:
+        return statistics.median(self.rps[name]) if self.rps[name] else 0.0
+
+    def median_ratio(self, name: str) -> float | None:
+        return statistics.median(self.ratios[name]) if self.ratios[name] else None
+
+
+def measure_in_turns(
+    configs: list[Config],
+    url: str,
+    script: Path,
+    scenario: str,
+    connections: int,
+    rounds: int,
+    seconds: int,
+) -> InTurns:
+    """Every configuration serves at once; each round runs the scenario on each in turn,
+    so that the ratios of a round are taken seconds apart, on the same machine."""
+    first = configs[0].name
+    turns = InTurns(
+        scenario, connections, {c.name: [] for c in configs}, {c.name: [] for c in configs[1:]}
+    )
+    with ExitStack() as stack:
+        servers = {config.name: stack.enter_context(start(config, url)) for config in configs}
+        for server in servers.values():  # warm-up: connections, prepared statements
+            run_wrk(server.base_url, script, 2, connections)
+        for round_number in range(1, rounds + 1):
+            measured = {
+                name: run_wrk(server.base_url, script, seconds, connections)["rps"]
+                for name, server in servers.items()
+            }
+            for name, value in measured.items():
+                turns.rps[name].append(value)
+                if name != first and value > 0:
+                    turns.ratios[name].append(measured[first] / value)
+            print(
+                f"  in turns, {scenario} c={connections}, round {round_number}: "
+                + ", ".join(f"{name} {value:.0f}" for name, value in measured.items()),
+                flush=True,
+            )
+    return turns
 
 
 def sync_url(url: str) -> str:
@@ -400,6 +466,7 @@ def markdown(
     database: list[Result],
     args: argparse.Namespace,
     connection_ms: float | None,
+    turns: list[InTurns],
 ) -> str:
     def find(config: str, scenario: str, connections: int) -> Result | None:
         for result in reports.get(config, ConfigReport()).results:
@@ -472,6 +539,29 @@ def markdown(
         f"| PG `GET /products/{{id}}` database round trips | exactly 1 | {trips} |"
         + " |" * (len(args.connections) - 1)
     )
+    if turns:
+        lines += [
+            "",
+            "The same ratios measured again in turns, after every configuration had run: all",
+            "of a line's servers up at once, the scenario run on each in turn, round after",
+            "round; the ratio is the median of the rounds' own (bench/interleaved.py does",
+            "the same on demand). A ratio of the table above compares two runs made minutes",
+            "apart, on a machine whose speed may have drifted meanwhile.",
+            "",
+            "| scenario | connections | rounds | configuration | median req/s | over it |",
+            "|---|---:|---:|---|---:|---:|",
+        ]
+        for turn in turns:
+            first, *others = turn.rps
+            rounds = len(turn.rps[first])
+            lines.append(
+                f"| {turn.scenario} | {turn.connections} | {rounds} | {first} "
+                f"| {turn.median_rps(first):.0f} | |"
+            )
+            for name in others:
+                over = turn.median_ratio(name)
+                shown = f"**{over:.2f}x**" if over is not None else "stalled"
+                lines.append(f"| | | | {name} | {turn.median_rps(name):.0f} | {shown} |")
     pooled, unpooled = (
         rps("tutorial PG", "one", headline_c),
         rps("tutorial PG NullPool", "one", headline_c),
@@ -586,6 +676,9 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="CI: small, short, checked")
     parser.add_argument("--smoke-load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--round-trip-requests", type=int, default=200)
+    parser.add_argument(
+        "--turn-rounds", type=int, default=3, help="rounds of 5 s for the headline in turns"
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     if args.smoke:
@@ -614,6 +707,24 @@ def main() -> None:
         paths = scripts(workdir / config.backend, args.products, tokens[config.backend])
         reports[config.name] = run_config(config, url, tokens[config.backend], args, paths)
 
+    # The headline again, in turns. The smoke run keeps the code path alive, 1 s a round.
+    rounds, round_seconds = (1, 1) if args.smoke else (args.turn_rounds, 5)
+    turns = []
+    by_name = {config.name: config for config in configs}
+    for scenario, connections, names in IN_TURNS:
+        if rounds == 0 or not all(name in by_name for name in names):
+            continue
+        backend = by_name[names[0]].backend
+        url = database_url(backend, workdir)
+        script = scripts(workdir / backend, args.products, tokens[backend])[scenario]
+        connections = connections if connections in args.connections else args.connections[0]
+        turns.append(
+            measure_in_turns(
+                [by_name[name] for name in names], url, script, scenario, connections,
+                rounds, round_seconds,
+            )
+        )  # fmt: skip
+
     database: list[Result] = []
     connection_ms = None
     if any(c.backend == "postgresql" for c in configs):
@@ -624,7 +735,7 @@ def main() -> None:
         for clients in sorted({min(connections, 64) for connections in args.connections}):
             database.append(pgbench(url, args.products, args.seconds, clients, workdir))
         connection_ms = connection_cost_ms(url)
-    table = markdown(reports, database, args, connection_ms)
+    table = markdown(reports, database, args, connection_ms, turns)
     print("\n" + table)
     (workdir / "results.json").write_text(
         json.dumps({name: [r.__dict__ for r in rep.results] for name, rep in reports.items()})
