@@ -40,6 +40,7 @@ def main() -> None:
         raise SystemExit("give configurations of one backend")
     backend = backends.pop()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="catalog-interleaved-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     url = database_url(backend, workdir)
     token = asyncio.run(prepare_data(url, args.products, args.reuse))
     script = scripts(workdir / backend, args.products, token)[args.scenario]
