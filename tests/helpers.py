@@ -106,7 +106,7 @@ def bearer(user_id: int, settings: Settings) -> dict[str, str]:
 
 async def admin_headers(url: str) -> dict[str, str]:
     """A new admin in the database at `url`, and its Authorization header (for servers
-    running with the default development secret)."""
+    started from this directory, which sign with the same key file)."""
     engine = create_engine(Settings(database_url=url), pooled=False)
     try:
         admin = await create_user(engine, f"admin-{uuid.uuid4().hex}@example.com", admin=True)

@@ -133,3 +133,17 @@ def test_export_and_import_commands(sqlite_url: str, tmp_path: Path) -> None:
 
     code, output = run("import", str(tmp_path / "all.txt"))
     assert code == 2
+
+
+def test_settings_that_cannot_be_used_are_one_line_not_a_traceback(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CATALOG_ENVIRONMENT", "production")
+    monkeypatch.setenv("CATALOG_JWT_SECRET_FILE", str(tmp_path / "no-key"))
+    get_settings.cache_clear()
+
+    code, output = run("db", "current")
+
+    assert code == 2
+    assert "needs CATALOG_JWT_SECRET" in output
+    assert "Traceback" not in output

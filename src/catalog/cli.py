@@ -52,6 +52,19 @@ console = Console(stderr=True)
 T = TypeVar("T")
 
 
+@app.callback()
+def _check_settings() -> None:
+    # Settings that cannot be used are one line each, not a traceback.
+    try:
+        get_settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"]).upper()
+            message = problem["msg"].removeprefix("Value error, ")
+            console.print(f"[red]settings[/red]: {f'CATALOG_{where}: ' if where else ''}{message}")
+        raise typer.Exit(2) from None
+
+
 def _database_label() -> str:
     return make_url(get_settings().database_url).render_as_string(hide_password=True)
 
@@ -82,6 +95,7 @@ def serve(
     os.environ["CATALOG_WORKERS"] = str(workers)
     get_settings.cache_clear()
     console.print(f"catalog on http://{host}:{port} (database {_database_label()})")
+    console.print(f"tokens and cursors signed with {get_settings().signing_secret_source}")
     with contextlib.ExitStack() as stack:
         if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # Each worker writes its metrics here; /metrics on any worker sums them all.

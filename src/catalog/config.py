@@ -1,10 +1,13 @@
 """Settings, read from the environment with the `CATALOG_` prefix (and from `.env`)."""
 
+import os
+import secrets
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal, Self, cast
 
 from fastapi import Depends, Request
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -52,7 +55,53 @@ def normalize_database_url(url: str) -> str:
 
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
-PLACEHOLDER_SECRET = "development-only-secret-do-not-use-in-production"  # noqa: S105
+
+# Secrets that are public, so anyone could sign tokens with them: the placeholder that
+# earlier versions used by default (it is in this repository's history).
+_PUBLIC_SECRETS = frozenset({"development-only-secret-do-not-use-in-production"})
+_MIN_SECRET_BYTES = 32
+
+
+def _check_secret(secret: str, where: str) -> None:
+    if secret in _PUBLIC_SECRETS:
+        raise ValueError(
+            f"{where} holds a secret published in catalog's source, so anyone can sign "
+            "tokens with it; remove it (a random key is then generated) or set a random one"
+        )
+    if len(secret.encode()) < _MIN_SECRET_BYTES:
+        raise ValueError(
+            f"{where} must be a random value of at least {_MIN_SECRET_BYTES} bytes "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
+
+
+def _read_key_file(path: Path) -> str:
+    with path.open(encoding="utf-8") as file:
+        mode = os.fstat(file.fileno()).st_mode
+        if os.name == "posix" and mode & 0o077:
+            raise ValueError(
+                f"the key file {path} can be read by other users (mode {mode & 0o777:o}): "
+                f"run `chmod 600 {path}`"
+            )
+        return file.read().strip()
+
+
+def _create_key_file(path: Path) -> bool:
+    """Write a new random key to `path` (mode 0600) unless it exists; True if this call
+    wrote it. Safe when several workers start at once: one wins, all read its key."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(secrets.token_urlsafe(48) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.link(temporary, path)  # atomic, and fails if another process got there first
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink(missing_ok=True)
+    return True
 
 
 class Settings(BaseSettings):
@@ -62,15 +111,19 @@ class Settings(BaseSettings):
         env_prefix="CATALOG_", env_file=".env", extra="ignore", frozen=True
     )
 
-    # "development" accepts the placeholder token secret below; anything else refuses it.
+    # "production" never generates the signing key (see jwt_secret_file).
     environment: Literal["development", "test", "production"] = "development"
 
     database_url: str = "sqlite+inline:///./catalog.db"
 
-    # HS256 key for access tokens: at least 32 bytes, from a secret store. The
-    # placeholder is accepted in development only, so a forgotten setting cannot
-    # reach production.
-    jwt_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # The key that signs access tokens and pagination cursors (HS256): at least 32
+    # bytes, from a secret store, the same on every host. Unset, the key is read from
+    # jwt_secret_file, which the first start creates with a random key (mode 0600) in
+    # development and test; production refuses to start without one of the two, as
+    # hosts that each generated their own key would reject each other's tokens. There
+    # is no default key: nobody can compute the key of an install.
+    jwt_secret: SecretStr | None = None
+    jwt_secret_file: Path = Path(".catalog-jwt-secret")
     # Seconds an access token stays valid.
     access_token_ttl: int = Field(default=900, ge=60, le=86_400)
 
@@ -148,18 +201,50 @@ class Settings(BaseSettings):
     def _async_driver(cls, value: str) -> str:
         return normalize_database_url(value)
 
+    # The key in use and where it came from, resolved once when the settings are read.
+    _signing_secret: SecretStr = PrivateAttr()
+    _signing_secret_source: str = PrivateAttr()
+
     @model_validator(mode="after")
-    def _real_secret_outside_development(self) -> Self:
-        secret = self.jwt_secret.get_secret_value()
-        if self.environment != "development" and (
-            secret == PLACEHOLDER_SECRET or len(secret.encode()) < 32
-        ):
-            raise ValueError(
-                f"CATALOG_JWT_SECRET must be set to a random value of at least 32 bytes when "
-                f"CATALOG_ENVIRONMENT={self.environment} (e.g. `python -c 'import secrets; "
-                "print(secrets.token_urlsafe(48))'`)"
-            )
+    def _resolve_signing_secret(self) -> Self:
+        if self.jwt_secret is not None:
+            secret, source = self.jwt_secret.get_secret_value(), "CATALOG_JWT_SECRET"
+            _check_secret(secret, source)
+        else:
+            path = self.jwt_secret_file.expanduser().absolute()
+            created = False
+            if not path.exists():
+                if self.environment == "production":
+                    raise ValueError(
+                        "CATALOG_ENVIRONMENT=production needs CATALOG_JWT_SECRET (the same "
+                        f"random value on every host) or an existing key file at {path}"
+                    )
+                try:
+                    created = _create_key_file(path)
+                except OSError as error:
+                    raise ValueError(
+                        f"cannot create the key file {path} ({error.strerror}): set "
+                        "CATALOG_JWT_SECRET, or CATALOG_JWT_SECRET_FILE to a writable path"
+                    ) from None
+            try:
+                secret = _read_key_file(path)
+            except OSError as error:
+                raise ValueError(f"cannot read the key file {path} ({error.strerror})") from None
+            _check_secret(secret, f"the key file {path}")
+            source = f"the key file {path} ({'created now' if created else 'existing'})"
+        self._signing_secret = SecretStr(secret)
+        self._signing_secret_source = source
         return self
+
+    @property
+    def signing_secret(self) -> SecretStr:
+        """The key that signs access tokens and cursors: CATALOG_JWT_SECRET or the key file."""
+        return self._signing_secret
+
+    @property
+    def signing_secret_source(self) -> str:
+        """Where the signing key came from, to tell the operator at start."""
+        return self._signing_secret_source
 
 
 @lru_cache

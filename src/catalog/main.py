@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    logger.info("tokens and cursors are signed with %s", settings.signing_secret_source)
     # The process's one engine: it owns the pool, lives as long as the app, and is
     # disposed on shutdown so no connection outlives the process at the server.
     engine = create_engine(settings)

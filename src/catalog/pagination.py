@@ -26,7 +26,7 @@ class InvalidCursorError(CatalogError):
 
 def _key(settings: Settings) -> bytes:
     # A key of its own, derived from the service secret: a cursor is never a token.
-    secret = settings.jwt_secret.get_secret_value().encode()
+    secret = settings.signing_secret.get_secret_value().encode()
     return hmac.new(secret, b"catalog pagination cursor", hashlib.sha256).digest()
 
 

@@ -60,7 +60,7 @@ def create_access_token(user_id: int, settings: Settings) -> tuple[str, int]:
     now = int(time.time())
     ttl = settings.access_token_ttl
     payload = {"sub": str(user_id), "iat": now, "exp": now + ttl}
-    token = jwt.encode(payload, settings.jwt_secret.get_secret_value(), algorithm=_ALGORITHM)
+    token = jwt.encode(payload, settings.signing_secret.get_secret_value(), algorithm=_ALGORITHM)
     return token, ttl
 
 
@@ -68,7 +68,7 @@ def decode_access_token(token: str, settings: Settings) -> TokenClaims:
     """Verify signature, algorithm and expiry; raise jwt.InvalidTokenError if anything is off."""
     payload = jwt.decode(
         token,
-        settings.jwt_secret.get_secret_value(),
+        settings.signing_secret.get_secret_value(),
         algorithms=[_ALGORITHM],  # never "none", never an algorithm the token picks
         options={"require": ["exp", "sub"]},
     )
