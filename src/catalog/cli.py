@@ -108,6 +108,10 @@ def serve(
             port=port,
             workers=workers,
             server_header=False,
+            # X-Forwarded-* are believed only from the proxies the settings name (uvicorn
+            # would believe them from 127.0.0.1, so from anything on the same host).
+            proxy_headers=bool(get_settings().forwarded_allow_ips),
+            forwarded_allow_ips=get_settings().forwarded_allow_ips or None,
             timeout_graceful_shutdown=math.ceil(get_settings().shutdown_grace_period),
         )
 

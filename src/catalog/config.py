@@ -5,6 +5,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self, cast
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
@@ -191,6 +192,14 @@ class Settings(BaseSettings):
     shutdown_grace_period: PositiveSeconds = 20.0
     # Products read per connection checkout by /products/export.
     export_chunk_size: int = Field(default=1000, ge=1, le=100_000)
+    # The origin clients reach the service at (`https://shop.example`), for absolute
+    # links in Location and Link headers; unset, those are paths relative to the
+    # service. Never taken from the request's Host header, which the client chooses.
+    public_base_url: str | None = None
+    # Proxies whose X-Forwarded-For/-Proto headers are believed (comma-separated IPs or
+    # networks, `*` for any): the client address (rate limits) and scheme come from
+    # them. Empty, the default: no forwarded header is believed, from anywhere.
+    forwarded_allow_ips: str = ""
     # Larger request bodies are refused with 413 before they are read whole.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Log every SQL statement (development only: it is slow and verbose).
@@ -200,6 +209,16 @@ class Settings(BaseSettings):
     @classmethod
     def _async_driver(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
+            raise ValueError("must be an origin such as https://shop.example (no query)")
+        return value.rstrip("/")
 
     # The key in use and where it came from, resolved once when the settings are read.
     _signing_secret: SecretStr = PrivateAttr()

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from catalog.db.session import SessionDep
 from catalog.errors import problem_responses
+from catalog.links import link_to
 from catalog.orders import service as order_service
 from catalog.orders.schemas import OrderCreate, OrderPage, OrderRead
 from catalog.users.dependencies import CurrentUser
@@ -46,7 +47,7 @@ async def place_order(
     order = await order_service.place(
         session=session, user_id=user.id, data=data, idempotency_key=idempotency_key
     )
-    response.headers["Location"] = str(request.url_for("get_order", order_id=order.id))
+    response.headers["Location"] = link_to(request, "get_order", order_id=order.id)
     return OrderRead.model_validate(order)
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Form, Request, Response
 from catalog.config import SettingsDep
 from catalog.db.session import SessionDep
 from catalog.errors import problem_responses
+from catalog.links import link_to
 from catalog.users import service as user_service
 from catalog.users.dependencies import CurrentUser
 from catalog.users.schemas import Token, UserCreate, UserRead
@@ -22,7 +23,7 @@ async def create_user(
 ) -> UserRead:
     """Sign up as a customer; 409 if the email is taken. The password is never returned."""
     user = await user_service.create(session=session, data=data)
-    response.headers["Location"] = str(request.url_for("read_me"))
+    response.headers["Location"] = link_to(request, "read_me")
     return UserRead.model_validate(user)
 
 
