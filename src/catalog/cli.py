@@ -41,6 +41,7 @@ from catalog.products.transfer import OnError
 from catalog.users import service as user_service
 from catalog.users.models import Role
 from catalog.users.schemas import UserCreate
+from catalog.users.security import PasswordHasher
 
 __all__ = ["app"]
 
@@ -217,7 +218,10 @@ def user_create(
     async def work(engine: AsyncEngine) -> int:
         async with create_sessionmaker(engine)() as session:
             user = await user_service.create(
-                session=session, data=data, role=Role.ADMIN if admin else Role.CUSTOMER
+                session=session,
+                hasher=PasswordHasher(concurrency=1, queue=0),
+                data=data,
+                role=Role.ADMIN if admin else Role.CUSTOMER,
             )
             await session.commit()
             return user.id

@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Self, cast
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
+from limits import parse
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -200,6 +201,19 @@ class Settings(BaseSettings):
     # networks, `*` for any): the client address (rate limits) and scheme come from
     # them. Empty, the default: no forwarded header is believed, from anywhere.
     forwarded_allow_ips: str = ""
+    # argon2 hashes (about 0.1 s of a core and 64 MiB each) that run at once in a
+    # worker, and how many more may wait for a turn; beyond that, 503 at once.
+    password_hash_concurrency: int = Field(default=2, ge=1, le=256)
+    password_hash_queue: int = Field(default=8, ge=0, le=10_000)
+    # Rate limits of POST /auth/token and POST /users ("N/second|minute|hour|day", empty
+    # for none), counted in Redis when a URL is given (shared by every worker and host),
+    # else in each worker's memory. Per account means per email address.
+    rate_limit_storage_url: str = ""
+    rate_limit_key_prefix: str = Field(default="catalog", min_length=1, max_length=64)
+    rate_limit_login_per_address: str = "30/minute"
+    rate_limit_login_per_account: str = "10/minute"
+    rate_limit_signup_per_address: str = "20/hour"
+    rate_limit_signup_per_account: str = "5/hour"
     # Larger request bodies are refused with 413 before they are read whole.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Log every SQL statement (development only: it is slow and verbose).
@@ -209,6 +223,30 @@ class Settings(BaseSettings):
     @classmethod
     def _async_driver(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator(
+        "rate_limit_login_per_address",
+        "rate_limit_login_per_account",
+        "rate_limit_signup_per_address",
+        "rate_limit_signup_per_account",
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a rate limit such as 10/minute or 100/hour"
+                ) from None
+        return value.strip()
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "redis+unix"):
+            raise ValueError("must be a Redis URL (redis://host:6379/0, rediss://, redis+unix://)")
+        return value
 
     @field_validator("public_base_url")
     @classmethod

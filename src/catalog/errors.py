@@ -24,6 +24,7 @@ __all__ = [
     "PreconditionFailedError",
     "Problem",
     "ServiceUnavailableError",
+    "TooManyRequestsError",
     "UnauthorizedError",
     "ValidationError",
     "ValidationProblem",
@@ -94,6 +95,14 @@ class ServiceUnavailableError(CatalogError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
+class TooManyRequestsError(CatalogError):
+    status_code = 429
+    slug = "too-many-requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem detail."""
 
@@ -149,6 +158,7 @@ _HTTP_SLUGS = {
     406: "not-acceptable",
     413: "payload-too-large",
     415: "unsupported-media-type",
+    429: "too-many-requests",
 }
 
 

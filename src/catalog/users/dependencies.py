@@ -3,16 +3,17 @@
 from typing import Annotated
 
 import jwt
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from catalog.config import SettingsDep
 from catalog.db.session import SessionDep
 from catalog.errors import ForbiddenError, UnauthorizedError
+from catalog.ratelimits import RateLimits
 from catalog.users import repository, security
 from catalog.users.models import Role, User
 
-__all__ = ["AdminUser", "CurrentUser", "TokenClaimsDep"]
+__all__ = ["AdminUser", "CurrentUser", "PasswordHasherDep", "RateLimitsDep", "TokenClaimsDep"]
 
 # auto_error=False: a missing header is our 401 problem, not FastAPI's 403.
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/token")
@@ -55,3 +56,19 @@ async def _admin_user(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(_admin_user)]
+
+
+# The app's own instances, made by its lifespan. `async` although they never await:
+# FastAPI would run a plain `def` in its thread pool.
+async def _password_hasher(request: Request) -> security.PasswordHasher:
+    return request.app.state.password_hasher  # type: ignore[no-any-return]
+
+
+PasswordHasherDep = Annotated[security.PasswordHasher, Depends(_password_hasher)]
+
+
+async def _rate_limits(request: Request) -> RateLimits:
+    return request.app.state.rate_limits  # type: ignore[no-any-return]
+
+
+RateLimitsDep = Annotated[RateLimits, Depends(_rate_limits)]

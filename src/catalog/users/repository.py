@@ -1,11 +1,14 @@
 """Every query on the users table."""
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog.db.session import Reader
 from catalog.users.models import User
 
-__all__ = ["add", "get", "get_by_email"]
+__all__ = ["add", "credentials", "get", "get_by_email"]
 
 
 async def get(session: AsyncSession, user_id: int) -> User | None:
@@ -14,8 +17,20 @@ async def get(session: AsyncSession, user_id: int) -> User | None:
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
-    """The user with this (lower-cased) email, or None."""
+    """The user with this (canonical) email, or None."""
     return (await session.scalars(select(User).where(User.email == email))).one_or_none()
+
+
+_USERS = User.__table__
+_CREDENTIALS = select(_USERS.c.id, _USERS.c.password_hash).where(
+    _USERS.c.email == bindparam("email")
+)
+
+
+async def credentials(reader: Reader, email: str) -> Row[Any] | None:
+    """The id and password hash of the user with this (canonical) email, or None: read
+    on a connection that goes back to the pool before the password is checked."""
+    return await reader.one_or_none(_CREDENTIALS, {"email": email})
 
 
 async def add(session: AsyncSession, user: User) -> User:

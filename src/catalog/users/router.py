@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 
 from catalog.config import SettingsDep
-from catalog.db.session import SessionDep
+from catalog.db.session import ReaderDep, SessionDep
 from catalog.errors import problem_responses
 from catalog.links import link_to
 from catalog.users import service as user_service
-from catalog.users.dependencies import CurrentUser
+from catalog.users.dependencies import CurrentUser, PasswordHasherDep, RateLimitsDep
 from catalog.users.schemas import Token, UserCreate, UserRead
 
 __all__ = ["router"]
@@ -17,17 +17,24 @@ __all__ = ["router"]
 router = APIRouter(tags=["users"])
 
 
-@router.post("/users", status_code=201, responses=problem_responses(409, 413, 422))
+@router.post("/users", status_code=201, responses=problem_responses(409, 413, 422, 429, 503))
 async def create_user(
-    data: UserCreate, session: SessionDep, request: Request, response: Response
+    data: UserCreate,
+    session: SessionDep,
+    hasher: PasswordHasherDep,
+    rate_limits: RateLimitsDep,
+    request: Request,
+    response: Response,
 ) -> UserRead:
-    """Sign up as a customer; 409 if the email is taken. The password is never returned."""
-    user = await user_service.create(session=session, data=data)
+    """Sign up as a customer; 409 if the email is taken. The password is never returned.
+    429 with Retry-After past the sign-up rate limits (per client address and email)."""
+    await rate_limits.sign_up(request, data.email)
+    user = await user_service.create(session=session, hasher=hasher, data=data)
     response.headers["Location"] = link_to(request, "read_me")
     return UserRead.model_validate(user)
 
 
-@router.post("/auth/token", responses=problem_responses(401, 422))
+@router.post("/auth/token", responses=problem_responses(401, 422, 429, 503))
 async def issue_token(
     # No control characters: the email is looked up in the database, and PostgreSQL
     # cannot even compare a string with a NUL in it.
@@ -36,14 +43,19 @@ async def issue_token(
         Form(min_length=1, max_length=254, pattern=r"^[^\x00-\x1f\x7f]+$", description="The email"),
     ],
     password: Annotated[str, Form(min_length=1, max_length=1024)],
-    session: SessionDep,
+    reader: ReaderDep,
+    hasher: PasswordHasherDep,
+    rate_limits: RateLimitsDep,
     settings: SettingsDep,
+    request: Request,
     grant_type: Annotated[str, Form(pattern="^password$")] = "password",
 ) -> Token:
     """OAuth2 password flow (form-encoded): `username` is the email. 401 for wrong
-    credentials, as slow for an unknown email as for a wrong password."""
+    credentials, as slow for an unknown email as for a wrong password; 429 with
+    Retry-After past the sign-in rate limits (per client address and account)."""
+    await rate_limits.sign_in(request, user_service.account_key(username))
     return await user_service.authenticate(
-        session=session, email=username, password=password, settings=settings
+        reader=reader, hasher=hasher, email=username, password=password, settings=settings
     )
 
 

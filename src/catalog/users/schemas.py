@@ -1,5 +1,6 @@
 """What the users and token API accepts and returns."""
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -8,7 +9,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchem
 
 from catalog.users.models import Role
 
-__all__ = ["MAX_PASSWORD_LENGTH", "Password", "Token", "UserCreate", "UserRead"]
+__all__ = [
+    "MAX_PASSWORD_LENGTH",
+    "Password",
+    "Token",
+    "UserCreate",
+    "UserRead",
+    "canonical_email",
+]
 
 # argon2 takes any length, but hashing megabytes per request would be a cheap denial of
 # service: 8 to 128 characters.
@@ -16,12 +24,18 @@ MAX_PASSWORD_LENGTH = 128
 Password = Annotated[str, Field(min_length=8, max_length=MAX_PASSWORD_LENGTH)]
 
 
-def _email(value: str) -> str:
+def canonical_email(value: str) -> str:
+    """The one form in which an email is stored and compared, on every database: NFKC
+    (so look-alike compatibility characters and decomposed accents are one address),
+    then email_validator's normal form (IDNA domain), lower-cased. Accents stay:
+    renée@ and renee@ are two addresses. ValueError if it is not an address."""
     # Syntax, and no reserved names that can never receive mail (.test, .invalid,
     # localhost): stricter than JSON Schema's "email" format, on purpose. Whether a real
     # domain receives mail is not checked (no DNS lookups on sign-up).
     try:
-        checked = validate_email(value, check_deliverability=False)
+        checked = validate_email(
+            unicodedata.normalize("NFKC", value.strip()), check_deliverability=False
+        )
     except EmailNotValidError as error:
         raise ValueError(f"not a valid email address: {error}") from None
     return checked.normalized.lower()
@@ -30,7 +44,7 @@ def _email(value: str) -> str:
 Email = Annotated[
     str,
     Field(max_length=254),
-    AfterValidator(_email),
+    AfterValidator(canonical_email),
     WithJsonSchema(
         {
             "type": "string",

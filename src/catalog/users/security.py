@@ -1,25 +1,30 @@
 """Password hashing (argon2) and access tokens (JWT, HS256). No database here."""
 
+import asyncio
+import math
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 import jwt
 from anyio import to_thread
 from pwdlib import PasswordHash
 
 from catalog.config import Settings
+from catalog.errors import ServiceUnavailableError
 
 __all__ = [
+    "PasswordHasher",
     "TokenClaims",
     "create_access_token",
     "decode_access_token",
-    "hash_password",
-    "verify_password",
-    "verify_password_of_nobody",
 ]
 
 _ALGORITHM = "HS256"
+_T = TypeVar("_T")
 
 
 @lru_cache
@@ -32,21 +37,53 @@ def _hash_of_nobody() -> str:
     return _hasher().hash("a password that no account has")
 
 
-# argon2 costs ~0.1 s of CPU on purpose: run it in a thread, not on the event loop.
-async def hash_password(password: str) -> str:
-    """The argon2 hash of `password`."""
-    return await to_thread.run_sync(_hasher().hash, password)
+class PasswordHasher:
+    """argon2, off the event loop, a bounded number at a time.
 
+    One argon2 hash costs about 0.1 s of a core and 64 MiB (the library's parameters).
+    Each runs in a thread, never on the event loop, and never while a connection is
+    checked out (the callers see to that). At most `concurrency` run at once in this
+    process, and at most `queue` more wait for a turn; any beyond that are refused at
+    once with 503 and Retry-After, so that a flood of sign-ins costs a bounded amount
+    of memory and CPU instead of a queue of 64 MiB hashes that starves everything else.
+    """
 
-async def verify_password(password: str, password_hash: str) -> bool:
-    """Whether `password` matches `password_hash`."""
-    return await to_thread.run_sync(_hasher().verify, password, password_hash)
+    def __init__(self, *, concurrency: int, queue: int) -> None:
+        self._turns = asyncio.Semaphore(concurrency)  # FIFO
+        self._admitted = 0
+        self._limit = concurrency + queue
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "PasswordHasher":
+        return cls(
+            concurrency=settings.password_hash_concurrency, queue=settings.password_hash_queue
+        )
 
-async def verify_password_of_nobody(password: str) -> None:
-    """Spend the time a real check takes, so an unknown email answers as slowly as a
-    wrong password does."""
-    await to_thread.run_sync(_hasher().verify, password, _hash_of_nobody())
+    async def _run(self, work: Callable[..., _T], *args: str) -> _T:
+        if self._admitted >= self._limit:
+            raise ServiceUnavailableError(
+                "Too many passwords are being checked right now; retry in a moment."
+            )
+        self._admitted += 1
+        try:
+            async with self._turns:
+                # A cancelled request still waits for its thread: the bound stays true.
+                return await to_thread.run_sync(work, *args)
+        finally:
+            self._admitted -= 1
+
+    async def hash(self, password: str) -> str:
+        """The argon2 hash of `password`."""
+        return await self._run(_hasher().hash, password)
+
+    async def verify(self, password: str, password_hash: str) -> bool:
+        """Whether `password` matches `password_hash`."""
+        return await self._run(_hasher().verify, password, password_hash)
+
+    async def verify_of_nobody(self, password: str) -> None:
+        """Spend the time a real check takes, so an unknown email answers as slowly as a
+        wrong password does."""
+        await self._run(_hasher().verify, password, _hash_of_nobody())
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +101,12 @@ def create_access_token(user_id: int, settings: Settings) -> tuple[str, int]:
     return token, ttl
 
 
+# A user id as create_access_token writes it: ASCII digits, no sign, no leading zero, and
+# within BIGINT. str.isdigit() would also take superscripts and Arabic-Indic digits.
+_USER_ID = re.compile(r"[1-9][0-9]{0,18}")
+_MAX_ID = 2**63 - 1
+
+
 def decode_access_token(token: str, settings: Settings) -> TokenClaims:
     """Verify signature, algorithm and expiry; raise jwt.InvalidTokenError if anything is off."""
     payload = jwt.decode(
@@ -72,7 +115,11 @@ def decode_access_token(token: str, settings: Settings) -> TokenClaims:
         algorithms=[_ALGORITHM],  # never "none", never an algorithm the token picks
         options={"require": ["exp", "sub"]},
     )
-    subject = payload["sub"]
-    if not isinstance(subject, str) or not subject.isdigit() or len(subject) > 19:
+    subject, expires_at = payload["sub"], payload["exp"]
+    if not isinstance(subject, str) or not _USER_ID.fullmatch(subject) or int(subject) > _MAX_ID:
         raise jwt.InvalidTokenError("subject is not a user id")
-    return TokenClaims(user_id=int(subject), expires_at=int(payload["exp"]))
+    if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
+        raise jwt.InvalidTokenError("exp is not a number")
+    if not math.isfinite(expires_at):  # JSON parsers take NaN, and NaN compares as unexpired
+        raise jwt.InvalidTokenError("exp is not a finite number")
+    return TokenClaims(user_id=int(subject), expires_at=int(expires_at))

@@ -5,17 +5,34 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.config import Settings
 from catalog.db.errors import ConstraintKind, constraint_violation
+from catalog.db.session import Reader
 from catalog.errors import ConflictError, UnauthorizedError
 from catalog.users import repository, security
 from catalog.users.models import Role, User
-from catalog.users.schemas import MAX_PASSWORD_LENGTH, Token, UserCreate
+from catalog.users.schemas import MAX_PASSWORD_LENGTH, Token, UserCreate, canonical_email
 
-__all__ = ["authenticate", "create"]
+__all__ = ["account_key", "authenticate", "create"]
 
 
-async def create(*, session: AsyncSession, data: UserCreate, role: Role = Role.CUSTOMER) -> User:
+def account_key(email: str) -> str:
+    """Whose account a sign-in names, for per-account limits: its canonical email, or the
+    name as typed (lower-cased) if it is no address at all."""
+    try:
+        return canonical_email(email)
+    except ValueError:
+        return email.strip().lower()
+
+
+async def create(
+    *,
+    session: AsyncSession,
+    hasher: security.PasswordHasher,
+    data: UserCreate,
+    role: Role = Role.CUSTOMER,
+) -> User:
     """Register a user; a taken email is a ConflictError."""
-    password_hash = await security.hash_password(data.password)
+    # Hashed before the session's first statement: no connection is held meanwhile.
+    password_hash = await hasher.hash(data.password)
     try:
         return await repository.add(
             session, User(email=data.email, password_hash=password_hash, role=role.value)
@@ -28,15 +45,24 @@ async def create(*, session: AsyncSession, data: UserCreate, role: Role = Role.C
 
 
 async def authenticate(
-    *, session: AsyncSession, email: str, password: str, settings: Settings
+    *,
+    reader: Reader,
+    hasher: security.PasswordHasher,
+    email: str,
+    password: str,
+    settings: Settings,
 ) -> Token:
-    """A token for valid credentials; UnauthorizedError otherwise, equally slow either way."""
-    user = await repository.get_by_email(session, email.strip().lower())
+    """A token for valid credentials; UnauthorizedError otherwise, equally slow either way.
+
+    The account is read on a connection borrowed for that one statement: the password
+    is checked (0.1 s of CPU) with no connection held.
+    """
+    account = await repository.credentials(reader, account_key(email))
     if len(password) > MAX_PASSWORD_LENGTH:  # no account can have it; do not hash megabytes
         raise UnauthorizedError("The email or the password is wrong.")
-    if user is None:
-        await security.verify_password_of_nobody(password)
-    elif await security.verify_password(password, user.password_hash):
-        token, expires_in = security.create_access_token(user.id, settings)
+    if account is None:
+        await hasher.verify_of_nobody(password)
+    elif await hasher.verify(password, account.password_hash):
+        token, expires_in = security.create_access_token(account.id, settings)
         return Token(access_token=token, expires_in=expires_in)
     raise UnauthorizedError("The email or the password is wrong.")

@@ -1,0 +1,119 @@
+"""Rate limits on sign-in and sign-up, per client address and per account.
+
+Counters live in Redis when `CATALOG_RATE_LIMIT_STORAGE_URL` names one, so every worker
+and every host counts against the same limit; otherwise in this process (each worker
+then allows the limit on its own). Built on the `limits` library's moving window.
+
+A limit that is reached is a 429 problem with Retry-After, answered before any password
+is hashed or any connection is borrowed. If Redis cannot be reached, the request goes
+through (and a warning is logged): sign-in keeps working, and the bound on concurrent
+password hashes (`PasswordHasher`) still caps what a flood can cost.
+"""
+
+import ipaddress
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.storage import storage_from_string
+from redis.asyncio import ConnectionPool
+from starlette.requests import Request
+
+from catalog.config import Settings
+from catalog.errors import TooManyRequestsError
+
+__all__ = ["RateLimits", "client_address"]
+
+logger = logging.getLogger(__name__)
+
+
+def client_address(request: Request) -> str:
+    """Who is asking, as one rate-limit bucket: the IPv4 address, or the IPv6 /64 (one
+    host usually has a whole /64 to pick addresses from)."""
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str
+    item: RateLimitItem | None  # None: not limited
+
+
+def _rule(name: str, limit: str) -> _Rule:
+    return _Rule(name, parse(limit) if limit else None)
+
+
+class RateLimits:
+    """The service's rate limits, checked by the routes they guard."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._storage: Storage
+        self._redis: ConnectionPool | None = None
+        if settings.rate_limit_storage_url:
+            # Our own connection pool, so that the app can close it when it stops.
+            self._redis = ConnectionPool.from_url(
+                settings.rate_limit_storage_url,
+                # A Redis that hangs must not hang sign-ins.
+                socket_timeout=1.0,
+                socket_connect_timeout=1.0,
+            )
+            self._storage = storage_from_string(  # type: ignore[assignment]
+                "async+" + settings.rate_limit_storage_url,
+                implementation="redispy",
+                connection_pool=self._redis,  # type: ignore[arg-type]
+                key_prefix=settings.rate_limit_key_prefix,
+                wrap_exceptions=True,
+            )
+        else:
+            self._storage = MemoryStorage()
+        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._login_address = _rule("login-address", settings.rate_limit_login_per_address)
+        self._login_account = _rule("login-account", settings.rate_limit_login_per_account)
+        self._signup_address = _rule("signup-address", settings.rate_limit_signup_per_address)
+        self._signup_account = _rule("signup-account", settings.rate_limit_signup_per_account)
+
+    async def aclose(self) -> None:
+        """Close the connections to Redis, if any (when the app stops)."""
+        if self._redis is not None:
+            await self._redis.disconnect()
+
+    async def sign_in(self, request: Request, account: str) -> None:
+        """Count a sign-in attempt of `account` from the request's client; 429 if over."""
+        await self._hit(self._login_address, client_address(request))
+        await self._hit(self._login_account, account)
+
+    async def sign_up(self, request: Request, account: str) -> None:
+        """Count a sign-up of `account` from the request's client; 429 if over."""
+        await self._hit(self._signup_address, client_address(request))
+        await self._hit(self._signup_account, account)
+
+    async def _hit(self, rule: _Rule, who: str) -> None:
+        if rule.item is None:
+            return
+        try:
+            if await self._limiter.hit(rule.item, rule.name, who):
+                return
+            stats = await self._limiter.get_window_stats(rule.item, rule.name, who)
+        except StorageError as error:
+            logger.warning("rate limit %s not checked, storage unavailable: %s", rule.name, error)
+            return
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise TooManyRequestsError(
+            f"Too many attempts ({rule.item}, per {rule.name.split('-')[1]}); "
+            f"retry in {retry_after} s.",
+            retry_after=retry_after,
+        )
