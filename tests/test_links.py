@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI
 
 from catalog.config import Settings
-from tests.helpers import bearer, create_user, product_payload, serving
+from tests.helpers import bearer, create_user, only_on, product_payload, serving
 
 HOSTILE = {
     "Host": "evil.example",
@@ -58,7 +58,7 @@ async def test_links_are_relative_whatever_host_the_client_sends(
     assert (await client.get(location)).status_code == 200
 
 
-@pytest.mark.sqlite
+@only_on("sqlite")
 async def test_links_are_absolute_under_the_public_base_url(settings: Settings) -> None:
     configured = settings.model_copy(update={"public_base_url": "https://shop.example"})
     async with serving(configured) as (app, client):

@@ -38,6 +38,10 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def encode_cursor(position: list[Any], *, scope: str, settings: Settings) -> str:
     """A cursor for the row at `position` (its sort values) of the query `scope`."""
     body = json.dumps({"q": _scope_digest(scope), "p": position}, separators=(",", ":")).encode()
@@ -57,7 +61,13 @@ def decode_cursor(cursor: str, *, scope: str, settings: Settings) -> list[Any]:
     expected = hmac.new(_key(settings), body, hashlib.sha256).digest()[:16]
     if not hmac.compare_digest(signature, expected):
         raise InvalidCursorError("The cursor is not one this service made.")
-    payload = json.loads(body)
+    try:
+        # NaN and Infinity are not JSON, though Python's parser takes them.
+        payload = json.loads(body, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        raise InvalidCursorError("The cursor is not one this service made.") from None
+    if not isinstance(payload, dict):
+        raise InvalidCursorError("The cursor is not one this service made.")
     if payload.get("q") != _scope_digest(scope):
         raise InvalidCursorError(
             "The cursor was made for another sort or filter; start again without it."

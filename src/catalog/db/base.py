@@ -5,13 +5,21 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, Numeric
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, Numeric, String
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["Base", "BigIntPrimaryKey", "Money", "TimestampMixin", "UTCDateTime", "utcnow"]
+__all__ = [
+    "Base",
+    "BigIntPrimaryKey",
+    "ExactString",
+    "Money",
+    "TimestampMixin",
+    "UTCDateTime",
+    "utcnow",
+]
 
 # Stable, predictable constraint names: migrations can refer to them and the integrity
 # error translator can recognise them on every dialect.
@@ -69,21 +77,25 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Money(TypeDecorator[Decimal]):
-    """An exact amount with two decimal places.
+    """An exact amount with two decimal places and `precision` digits in all.
 
-    NUMERIC(12, 2) where the database has exact decimals. SQLite has none (it would
-    store a float), so there the amount is stored as an integer number of cents, which
-    still sorts, compares and sums exactly.
+    NUMERIC(precision, 2) where the database has exact decimals. SQLite has none (it
+    would store a float), so there the amount is stored as an integer number of cents,
+    which still sorts, compares and sums exactly (up to 18 digits: a 64-bit integer).
     """
 
     impl = Numeric(12, 2)
     cache_ok = True
     _CENT = Decimal("0.01")
 
+    def __init__(self, precision: int = 12) -> None:
+        super().__init__()
+        self.precision = precision
+
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(BigInteger())
-        return dialect.type_descriptor(Numeric(12, 2, asdecimal=True))
+        return dialect.type_descriptor(Numeric(self.precision, 2, asdecimal=True))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None:
@@ -97,6 +109,19 @@ class Money(TypeDecorator[Decimal]):
         if dialect.name == "sqlite":
             return (Decimal(int(value)) / 100).quantize(self._CENT)
         return Decimal(value).quantize(self._CENT)
+
+
+def ExactString(length: int) -> TypeEngine[str]:  # noqa: N802 - reads as a type
+    """VARCHAR(length) compared exactly, code point for code point, on every database.
+
+    PostgreSQL and SQLite compare strings exactly already; MariaDB/MySQL's default
+    collations ignore case and accents, so `Renee@` would find `renée@` there and
+    nowhere else. The binary collation makes MariaDB/MySQL agree with the others. (It
+    pads trailing spaces; the values stored in such columns have none.)
+    """
+    return String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
 
 
 # 64-bit ids, except on SQLite where only INTEGER PRIMARY KEY autoincrements (it is

@@ -127,10 +127,18 @@ def _guess(message: str) -> ConstraintKind:
 # serialization failures and deadlocks (40001, 40P01), which a retry resolves.
 _PG_UNAVAILABLE = ("08", "53", "57P01", "57P02", "57P03", "57014", "40001", "40P01")
 # MariaDB/MySQL: can't connect (2002, 2003), server gone or connection lost (2006,
-# 2013), too many connections (1040), shutdown in progress (1053), lock wait timeout
-# (1205), deadlock (1213), connection killed (1927), statement timeout (1969, 3024),
-# idle transaction timeout (4031).
-_MYSQL_UNAVAILABLE = {2002, 2003, 2006, 2013, 1040, 1053, 1205, 1213, 1927, 1969, 3024, 4031}
+# 2013, 2055), too many connections (1040), shutdown in progress (1053), lock wait
+# timeout (1205), deadlock (1213), query interrupted or connection killed (1317,
+# 1927), statement timeout (1969, 3024), idle transaction timeout (4031), a server that
+# is read-only or not ready (1290, 1836; Galera's "WSREP has not yet prepared node",
+# 1047).
+_MYSQL_UNAVAILABLE = {
+    1040, 1047, 1053, 1205, 1213, 1290, 1317, 1836, 1927, 1969,
+    2002, 2003, 2006, 2013, 2055, 3024, 4031,
+}  # fmt: skip
+# SQLite: a lock held too long (SQLITE_BUSY, SQLITE_LOCKED), the disk (SQLITE_IOERR and
+# its extended codes, SQLITE_FULL), the file (SQLITE_CANTOPEN, SQLITE_PROTOCOL).
+_SQLITE_UNAVAILABLE = {5, 6, 10, 13, 14, 15}
 
 
 def _sqlstate(error: sa_exc.DBAPIError) -> str | None:
@@ -142,24 +150,36 @@ def _sqlstate(error: sa_exc.DBAPIError) -> str | None:
     return None
 
 
+def _error_number(error: sa_exc.DBAPIError) -> int | None:
+    # MySQL drivers put the server's or client's error number first (0: none, as
+    # asyncmy says of a connection it found closed).
+    args: tuple[object, ...] = getattr(error.orig, "args", None) or ()
+    return args[0] if args and type(args[0]) is int and args[0] else None
+
+
 def is_unavailable(error: BaseException) -> bool:
     """True when `error` means the database cannot serve now, and a retry later may work.
 
     Pool exhaustion, a connection lost or refused, a server shutting down or
     restarting, a connect or statement timeout, SQLite's lock wait running out, a
-    deadlock: answered 503 with Retry-After rather than 500.
+    deadlock: answered 503 with Retry-After rather than 500. An error the database
+    gives a code for is judged by that code alone: an unknown column or a syntax error
+    is a bug (500), whatever class the driver raises it as.
     """
     if isinstance(error, sa_exc.TimeoutError):  # no connection free within pool_timeout
         return True
     if isinstance(error, sa_exc.DBAPIError):
         if error.connection_invalidated:
             return True
-        if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
-            return True
         if (sqlstate := _sqlstate(error)) is not None:
             return sqlstate.startswith(_PG_UNAVAILABLE)
-        args: tuple[object, ...] = getattr(error.orig, "args", None) or ()
-        return bool(args) and args[0] in _MYSQL_UNAVAILABLE
+        sqlite_code = getattr(error.orig, "sqlite_errorcode", None)
+        if isinstance(sqlite_code, int):
+            return sqlite_code & 0xFF in _SQLITE_UNAVAILABLE  # the primary code
+        if (number := _error_number(error)) is not None:
+            return number in _MYSQL_UNAVAILABLE
+        # No code at all: the driver lost or could not open the connection itself.
+        return isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError)
     return isinstance(error, OSError | TimeoutError)
 
 
@@ -174,5 +194,4 @@ def is_retryable(error: BaseException) -> bool:
         return False
     if (sqlstate := _sqlstate(error)) is not None:
         return sqlstate in _PG_RETRYABLE
-    args: tuple[object, ...] = getattr(error.orig, "args", None) or ()
-    return bool(args) and args[0] in _MYSQL_RETRYABLE
+    return _error_number(error) in _MYSQL_RETRYABLE

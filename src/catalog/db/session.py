@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import greenlet_spawn
 
+from catalog.db.explain import Explain
+
 __all__ = [
     "EngineDep",
     "ReadOnlyError",
@@ -63,8 +65,8 @@ class ReadOnlyError(RuntimeError):
 # CTEs; this is a guard against mistakes, not against hostile code).
 _READ_TEXT = re.compile(r"\s*(SELECT|WITH|EXPLAIN|SHOW|VALUES)\b", re.IGNORECASE)
 
-# What a Reader runs: a select, or SQL text that reads (EXPLAIN, for an estimate).
-Readable = Select[Any] | TextClause
+# What a Reader runs: a select, the EXPLAIN of one (for an estimate), or SQL text that reads.
+Readable = Select[Any] | Explain | TextClause
 
 
 def _only_reads(statement: Readable) -> Readable:
@@ -72,7 +74,7 @@ def _only_reads(statement: Readable) -> Readable:
     if isinstance(statement, TextClause):
         if _READ_TEXT.match(statement.text):
             return statement
-    elif isinstance(statement, Select):
+    elif isinstance(statement, Select | Explain):
         return statement
     raise ReadOnlyError("A Reader cannot write; use SessionDep.")
 

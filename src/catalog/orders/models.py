@@ -28,7 +28,9 @@ class Order(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(BigIntPrimaryKey, primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=OrderStatus.PLACED.value)
-    total: Mapped[Decimal] = mapped_column(Money())
+    # Wider than a price: up to 100 lines of 10,000 units at the highest price, so that
+    # every order the API accepts can be stored (migration 0005).
+    total: Mapped[Decimal] = mapped_column(Money(precision=19))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     # SHA-256 of the request body, to tell a retry from a different order under the same key.
     request_hash: Mapped[str | None] = mapped_column(String(64))

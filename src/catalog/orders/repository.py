@@ -43,15 +43,19 @@ async def take_stock(session: AsyncSession, product_id: int, quantity: int) -> b
     return result.rowcount == 1
 
 
-async def restore_stock(session: AsyncSession, product_id: int, quantity: int) -> None:
-    """Give back `quantity` units (a cancelled order)."""
+async def restore_stock(
+    session: AsyncSession, product_id: int, quantity: int, *, at_most: int
+) -> bool:
+    """Give back `quantity` units (a cancelled order) if the stock stays at or below
+    `at_most`; False if it would not (or the product is gone)."""
     statement = (
         update(Product)
-        .where(Product.id == product_id)
+        .where(Product.id == product_id, Product.stock <= at_most - quantity)
         .values(stock=Product.stock + quantity, version=Product.version + 1, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    await session.execute(statement)
+    result = cast(CursorResult[Any], await session.execute(statement))
+    return result.rowcount == 1
 
 
 async def existing_product_ids(session: AsyncSession, product_ids: Iterable[int]) -> set[int]:

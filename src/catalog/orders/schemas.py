@@ -7,19 +7,20 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog.orders.models import OrderStatus
+from catalog.schemas import WHOLE_NUMBER
 
 __all__ = ["OrderCreate", "OrderLineIn", "OrderLineRead", "OrderPage", "OrderRead"]
 
 # Within I-JSON's exact integer range (RFC 7493): JSON numbers above 2**53 lose digits
 # in most clients.
-ProductRef = Annotated[int, Field(ge=1, le=2**53 - 1)]
+ProductRef = Annotated[int, Field(ge=1, le=2**53 - 1), WHOLE_NUMBER]
 
 
 class OrderLineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: ProductRef
-    quantity: Annotated[int, Field(ge=1, le=10_000)]
+    quantity: Annotated[int, Field(ge=1, le=10_000), WHOLE_NUMBER]
 
 
 class OrderCreate(BaseModel):

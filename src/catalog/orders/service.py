@@ -12,6 +12,7 @@ from catalog.errors import ConflictError, NotFoundError, ValidationError
 from catalog.orders import repository
 from catalog.orders.models import Order, OrderLine, OrderStatus
 from catalog.orders.schemas import OrderCreate, OrderPage, OrderRead
+from catalog.products.schemas import MAX_STOCK
 
 __all__ = ["cancel", "get", "list_orders", "place"]
 
@@ -129,5 +130,13 @@ async def cancel(*, session: AsyncSession, user_id: int, order_id: int) -> Order
         raise ConflictError(f"Order {order_id} is already cancelled.")
     order = await get(session=session, user_id=user_id, order_id=order_id)
     for line in sorted(order.lines, key=lambda line: line.product_id):
-        await repository.restore_stock(session, line.product_id, line.quantity)
+        if not await repository.restore_stock(
+            session, line.product_id, line.quantity, at_most=MAX_STOCK
+        ):
+            # Raising rolls the whole cancel back: the order stays placed, nothing changes.
+            raise ConflictError(
+                f"Cancelling would raise the stock of product {line.product_id} above "
+                f"{MAX_STOCK:,}, the most a product can have; lower its stock first.",
+                product_id=line.product_id,
+            )
     return order

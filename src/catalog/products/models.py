@@ -5,7 +5,7 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from catalog.db.base import Base, BigIntPrimaryKey, Money, TimestampMixin
+from catalog.db.base import Base, BigIntPrimaryKey, ExactString, Money, TimestampMixin
 
 __all__ = ["Product"]
 
@@ -29,12 +29,13 @@ class Product(TimestampMixin, Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntPrimaryKey, primary_key=True)
-    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    # Compared exactly on every database: SKU-a and sku-a are two products.
+    sku: Mapped[str] = mapped_column(ExactString(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     price: Mapped[Decimal] = mapped_column(Money())
     stock: Mapped[int] = mapped_column(Integer, default=0)
-    category: Mapped[str | None] = mapped_column(String(100))
+    category: Mapped[str | None] = mapped_column(ExactString(100))
     # Bumped by the ORM on every UPDATE, which also carries `WHERE version = <read>`:
     # a concurrent change makes the update match no row instead of being lost.
     version: Mapped[int] = mapped_column(Integer)

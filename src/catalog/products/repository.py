@@ -19,12 +19,12 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.db.base import utcnow
+from catalog.db.explain import Explain
 from catalog.db.session import Reader
 from catalog.products.models import Product
 from catalog.products.schemas import ProductFilters, ProductSort
@@ -171,16 +171,15 @@ async def count_matching(reader: Reader, filters: ProductFilters) -> int:
 async def estimate_matching(reader: Reader, filters: ProductFilters) -> int | None:
     """The planner's estimate of how many products match (PostgreSQL, MariaDB/MySQL);
     None where the database has no planner estimate to give (SQLite)."""
-    dialect = reader.dialect
-    statement, _ = _filtered(select(_PRODUCTS.c.id), filters, dialect.name)
-    if dialect.name == "postgresql":
-        sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        plan = await reader.scalar_one(text(f"EXPLAIN (FORMAT JSON) {sql}"))
+    dialect = reader.dialect.name
+    statement, _ = _filtered(select(_PRODUCTS.c.id), filters, dialect)
+    # The filters' values are bound parameters, never SQL text.
+    if dialect == "postgresql":
+        plan = await reader.scalar_one(Explain(statement))
         plan = json.loads(plan) if isinstance(plan, str) else plan
         return int(plan[0]["Plan"]["Plan Rows"])
-    if dialect.name in ("mysql", "mariadb"):
-        sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        rows = await reader.all(text(f"EXPLAIN {sql}"))
+    if dialect in ("mysql", "mariadb"):
+        rows = await reader.all(Explain(statement))
         return int(rows[0]._mapping["rows"] or 0) if rows else 0
     return None
 

@@ -1,6 +1,5 @@
 """HTTP routes of the products API."""
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 from urllib.parse import urlencode
@@ -15,6 +14,8 @@ from catalog.links import link_to, link_to_this
 from catalog.products import export as product_export
 from catalog.products import service as product_service
 from catalog.products.schemas import (
+    CATEGORY,
+    PRICE,
     CountMode,
     ProductCreate,
     ProductFilters,
@@ -23,6 +24,7 @@ from catalog.products.schemas import (
     ProductSort,
     ProductUpdate,
 )
+from catalog.schemas import UTCTimestamp
 from catalog.users.dependencies import AdminUser
 
 __all__ = ["router"]
@@ -42,7 +44,7 @@ IfMatch = Annotated[
 
 OFFSET_CAP = 10_000
 _PAGING = ("cursor", "offset")
-_DECIMAL = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+_DECIMAL = PRICE.pattern
 
 
 @router.get("", responses=problem_responses(400, 422))
@@ -60,13 +62,11 @@ async def list_products(
             description="Full-text search in name and description; results by relevance",
         ),
     ] = None,
-    category: Annotated[
-        str | None, Query(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
-    ] = None,
+    category: Annotated[str | None, Query(min_length=1, max_length=100, pattern=CATEGORY)] = None,
     price_min: Annotated[str | None, Query(pattern=_DECIMAL, description='e.g. "10.00"')] = None,
     price_max: Annotated[str | None, Query(pattern=_DECIMAL)] = None,
-    created_after: Annotated[datetime | None, Query()] = None,
-    created_before: Annotated[datetime | None, Query()] = None,
+    created_after: Annotated[UTCTimestamp | None, Query()] = None,
+    created_before: Annotated[UTCTimestamp | None, Query()] = None,
     in_stock: Annotated[bool | None, Query()] = None,
     sort: Annotated[
         ProductSort | None,
@@ -109,8 +109,8 @@ async def list_products(
         category=category,
         price_min=Decimal(price_min) if price_min is not None else None,
         price_max=Decimal(price_max) if price_max is not None else None,
-        created_after=_utc(created_after),
-        created_before=_utc(created_before),
+        created_after=created_after,
+        created_before=created_before,
         in_stock=in_stock,
     )
     page = await product_service.list_products(
@@ -130,13 +130,6 @@ async def list_products(
         query.append(("cursor", page.next_cursor))
         response.headers["Link"] = f'<{link_to_this(request, urlencode(query))}>; rel="next"'
     return page
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    # A time without an offset is taken as UTC, the zone every timestamp here is in.
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 @router.get(

@@ -18,7 +18,12 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from catalog.schemas import WHOLE_NUMBER
+
 __all__ = [
+    "CATEGORY",
+    "MAX_STOCK",
+    "PRICE",
     "CountMode",
     "ProductCreate",
     "ProductFilters",
@@ -32,6 +37,9 @@ __all__ = [
 # and no leading space; descriptions may also hold tabs and line breaks.
 _ONE_LINE = r"^[^ \x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 _MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+# A category is compared exactly, and MariaDB's binary collation pads trailing spaces
+# ("books" = "books "): none at either end, so every database gives the same answer.
+CATEGORY = r"^[^ \x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^ \x00-\x1f\x7f])?$"
 
 Sku = Annotated[
     str,
@@ -49,18 +57,19 @@ Name = Annotated[
 Description = Annotated[str, StringConstraints(max_length=5000, pattern=_MULTI_LINE)]
 Category = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=100, pattern=_ONE_LINE),
+    StringConstraints(min_length=1, max_length=100, pattern=CATEGORY),
     Field(examples=["books"]),
 ]
 # Money is exact: sent and returned as a decimal string ("19.99"), never as a JSON
 # number, which most clients parse as a float. At most 10 + 2 digits: NUMERIC(12, 2).
 _PRICE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+PRICE = re.compile(_PRICE_PATTERN)
 
 
 def _decimal_string(value: object) -> object:
     if isinstance(value, Decimal):  # from Python code, not from JSON
         return value
-    if not isinstance(value, str) or not re.fullmatch(_PRICE_PATTERN, value):
+    if not isinstance(value, str) or not PRICE.fullmatch(value):
         raise ValueError(
             'must be a string with up to 10 digits and 2 decimals, such as "19.99" '
             "(not a JSON number, which clients round as floats)"
@@ -78,17 +87,9 @@ Price = Annotated[
 ]
 
 
-def _whole_number(value: object) -> object:
-    # JSON Schema counts 5.0 as an integer; "5", true and 5.5 are not.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("must be a whole number")
-    return value
-
-
 # Bounded by a 32-bit INTEGER column.
-Stock = Annotated[int, Field(ge=0, le=2_147_483_647), BeforeValidator(_whole_number)]
+MAX_STOCK = 2_147_483_647
+Stock = Annotated[int, Field(ge=0, le=MAX_STOCK), WHOLE_NUMBER]
 
 
 class ProductCreate(BaseModel):

@@ -48,8 +48,7 @@ def search(dialect: str, q: str) -> Search:
     words = _WORD.findall(q)[:16]
     if dialect == "postgresql":
         # websearch_to_tsquery takes any text ("dinosaur -toy", quotes) and never errors.
-        # The configuration as SQL text, not a bind: a regconfig bind cannot be rendered
-        # as a literal, which estimated counts (EXPLAIN of literal SQL) need.
+        # The configuration is a constant of ours, written as SQL text; q is a bind.
         query = func.websearch_to_tsquery(literal_column("'english'::regconfig"), q)
         vector: ColumnElement[Any] = literal_column("products.search_vector")
         return Search(

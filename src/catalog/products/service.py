@@ -1,6 +1,7 @@
 """Rules of the products domain. Flushes, never commits: the request's session does.
 Public reads run on the request's Reader instead (no session, nothing to flush)."""
 
+import math
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -23,6 +24,7 @@ from catalog.pagination import InvalidCursorError, decode_cursor, encode_cursor
 from catalog.products import repository
 from catalog.products.models import Product
 from catalog.products.schemas import (
+    PRICE,
     CountMode,
     ProductCreate,
     ProductFilters,
@@ -31,10 +33,14 @@ from catalog.products.schemas import (
     ProductSort,
     ProductUpdate,
 )
+from catalog.schemas import as_utc
 
 __all__ = ["create", "delete", "etag", "get", "list_products", "read", "update"]
 
 _STRONG_ETAG = re.compile(r'"(\d{1,10})"')
+# The version column is a 32-bit INTEGER: a larger tag names no version that can exist
+# (and PostgreSQL refuses to even compare the column with it).
+_MAX_VERSION = 2**31 - 1
 
 
 def etag(product: Product | ProductRead) -> str:
@@ -50,7 +56,8 @@ def _if_match_versions(if_match: str | None) -> set[int] | None:
     if if_match is None or if_match.strip() == "*":
         return None
     tags = (tag.strip() for tag in if_match.split(","))
-    return {int(match.group(1)) for tag in tags if (match := _STRONG_ETAG.fullmatch(tag))}
+    versions = {int(match.group(1)) for tag in tags if (match := _STRONG_ETAG.fullmatch(tag))}
+    return {version for version in versions if version <= _MAX_VERSION}
 
 
 def _sku_conflict(error: IntegrityError, session: AsyncSession, sku: str | None) -> Exception:
@@ -88,17 +95,54 @@ def _sort_value(value: Any) -> Any:
     return value
 
 
+_MAX_ID = 2**63 - 1  # BIGINT
+
+
+def _id(value: Any) -> int:
+    if type(value) is not int or not 1 <= value <= _MAX_ID:
+        raise ValueError("not an id")
+    return value
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 200:
+        raise ValueError("not a name")
+    return value
+
+
+def _price(value: Any) -> Decimal:
+    if not isinstance(value, str) or not PRICE.fullmatch(value):
+        raise ValueError("not a price")
+    return Decimal(value)
+
+
+def _moment(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("not a time")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("no offset")
+    return as_utc(moment)
+
+
+def _rank(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("not a rank")
+    return float(value)
+
+
+# What a cursor may hold as the sort value of each sort: exactly what _sort_value
+# writes, checked as strictly as a request body (a cursor is signed, but a leaked key
+# must not turn into a 500 or a query on values no column can hold).
+_SORT_VALUES = {"id": _id, "name": _name, "price": _price, "created_at": _moment}
+
+
 def _position(cursor: str, sort: ProductSort, scope: str, settings: Settings) -> tuple[Any, int]:
     position = decode_cursor(cursor, scope=scope, settings=settings)
     try:
         value, last_id = position
-        if sort.column == "created_at":
-            value = datetime.fromisoformat(value)
-        elif sort.column == "price":
-            value = Decimal(value)
-        elif sort is ProductSort.RELEVANCE:
-            value = float(value)
-        return value, int(last_id)
+        parse = _rank if sort is ProductSort.RELEVANCE else _SORT_VALUES[sort.column]
+        return parse(value), _id(last_id)
     except (TypeError, ValueError, ArithmeticError):
         raise InvalidCursorError("The cursor is not one this service made.") from None
 

@@ -2,10 +2,10 @@
 
 import enum
 
-from sqlalchemy import String
+from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from catalog.db.base import Base, BigIntPrimaryKey, TimestampMixin
+from catalog.db.base import Base, BigIntPrimaryKey, ExactString, TimestampMixin
 
 __all__ = ["Role", "User"]
 
@@ -17,10 +17,17 @@ class Role(enum.StrEnum):
 
 class User(TimestampMixin, Base):
     __tablename__ = "users"
-    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012
+    __table_args__ = (
+        # Every role the code knows, and no other (on SQLite, triggers: migration 0005).
+        CheckConstraint(
+            "role IN (" + ", ".join(f"'{role.value}'" for role in Role) + ")", name="role_known"
+        ),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(BigIntPrimaryKey, primary_key=True)
-    # Stored lower-cased, so uniqueness does not depend on the collation.
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    # Stored in canonical form (users.schemas.canonical_email) and compared exactly.
+    email: Mapped[str] = mapped_column(ExactString(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16), default=Role.CUSTOMER.value)
+    # Exact, so that the CHECK refuses "Admin" on MariaDB too.
+    role: Mapped[str] = mapped_column(ExactString(16), default=Role.CUSTOMER.value)
