@@ -188,7 +188,8 @@ def _ready(
 def catalog_server(env: dict[str, str], workers: int = 1) -> Iterator[Server]:
     """`uvicorn catalog.main:create_app` (no access log) as `catalog serve --workers N`
     runs it: every worker told the count, several sharing one metrics directory."""
-    env = {**env, "CATALOG_WORKERS": str(workers)}
+    # The benchmarks read /metrics and /health/pool, closed by default.
+    env = {**env, "CATALOG_WORKERS": str(workers), "CATALOG_METRICS_PUBLIC": "true"}
     with contextlib.ExitStack() as stack:
         if workers > 1:
             env["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(

@@ -40,6 +40,7 @@ import httpx
 from common import SERVER_URLS, fresh_schema, server_process
 from pwdlib import PasswordHash
 from sqlalchemy import insert
+from suite import ensure_wrk
 
 from catalog.config import Settings
 from catalog.db.base import utcnow
@@ -155,6 +156,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--flood", type=int, default=24, help="wrk connections signing in")
     args = parser.parse_args()
+    ensure_wrk()
     url = SERVER_URLS[args.backend]
     asyncio.run(prepare(url))
     workdir = Path(tempfile.mkdtemp(prefix="catalog-login-flood-"))
@@ -165,7 +167,11 @@ def main() -> None:
         ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.before],
         check=True, capture_output=True,
     )  # fmt: skip
-    common = {"CATALOG_DATABASE_URL": url, "CATALOG_JWT_SECRET": "b" * 48}
+    common = {
+        "CATALOG_DATABASE_URL": url,
+        "CATALOG_JWT_SECRET": "b" * 48,
+        "CATALOG_METRICS_PUBLIC": "true",
+    }
     off = {
         f"CATALOG_RATE_LIMIT_{name}": ""
         for name in ("LOGIN_PER_ADDRESS", "LOGIN_PER_ACCOUNT", "SIGNUP_PER_ADDRESS")

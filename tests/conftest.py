@@ -47,6 +47,9 @@ class Backend:
         values: dict[str, object] = {
             "database_url": self.url,
             "application_name": TEST_APPLICATION_NAME,
+            # The tests read /metrics and /health/pool freely; tests/test_operators.py
+            # checks that they are closed by default.
+            "metrics_public": True,
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

@@ -34,13 +34,14 @@ class Server:
 def catalog_server(
     env: dict[str, str], log: Path, *, workers: int = 1, ready_within: float = 30
 ) -> Iterator[Server]:
-    """Start `catalog serve` with `env` added to the environment; stop it with SIGTERM."""
+    """Start `catalog serve` with `env` added to the environment; stop it with SIGTERM.
+    Its /metrics and /health/pool are open (closed by default), for the tests to read."""
     port = free_port()
     command = [sys.executable, "-m", "catalog", "serve", "--port", str(port)]
     with log.open("wb") as log_file:
         process = subprocess.Popen(
             [*command, "--workers", str(workers)],
-            env={**os.environ, **env},
+            env={**os.environ, "CATALOG_METRICS_PUBLIC": "true", **env},
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )

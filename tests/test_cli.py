@@ -72,8 +72,8 @@ def test_serve_runs_a_real_server_and_stops_cleanly(sqlite_url: str, tmp_path: P
     with catalog_server({"CATALOG_DATABASE_URL": sqlite_url}, tmp_path / "serve.log") as server:
         response = httpx.get(f"{server.base_url}/health/ready", timeout=5)
         assert response.status_code == 200
-    # uvicorn shuts down gracefully, then re-raises SIGTERM to report how it ended.
-    assert server.process.returncode in (0, -15), server.output()
+    # A graceful shutdown on SIGTERM exits 0 (uvicorn alone would re-raise the signal).
+    assert server.process.returncode == 0, server.output()
     assert "Application shutdown complete" in server.output()
 
 

@@ -24,7 +24,12 @@ def api_server(
     """A real uvicorn server on a migrated database; yields its base URL and an admin's
     Authorization header."""
     backend = migrated_backend(request.param, tmp_path_factory)
-    env = {"CATALOG_DATABASE_URL": backend.url, "CATALOG_APPLICATION_NAME": TEST_APPLICATION_NAME}
+    env = {
+        "CATALOG_DATABASE_URL": backend.url,
+        "CATALOG_APPLICATION_NAME": TEST_APPLICATION_NAME,
+        # Closed, as by default: the schema says /health/pool needs its token.
+        "CATALOG_METRICS_PUBLIC": "false",
+    }
     log = tmp_path_factory.mktemp("server") / "server.log"
     with catalog_server(env, log) as server:
         yield server.base_url, asyncio.run(admin_headers(backend.url))

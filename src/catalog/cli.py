@@ -4,12 +4,14 @@ import asyncio
 import contextlib
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, TypeVar
 
 import typer
@@ -83,6 +85,10 @@ def _with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
+def _exit_cleanly(_signal: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -97,6 +103,10 @@ def serve(
     get_settings.cache_clear()
     console.print(f"catalog on http://{host}:{port} (database {_database_label()})")
     console.print(f"tokens and cursors signed with {get_settings().signing_secret_source}")
+    # uvicorn, once it has shut down gracefully on SIGTERM, raises the signal again
+    # with the handler that was there before it started: this one, so that a clean
+    # shutdown exits 0 (a SIGTERM before uvicorn is up exits at once, as it would).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     with contextlib.ExitStack() as stack:
         if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # Each worker writes its metrics here; /metrics on any worker sums them all.
@@ -113,7 +123,9 @@ def serve(
             # would believe them from 127.0.0.1, so from anything on the same host).
             proxy_headers=bool(get_settings().forwarded_allow_ips),
             forwarded_allow_ips=get_settings().forwarded_allow_ips or None,
-            timeout_graceful_shutdown=math.ceil(get_settings().shutdown_grace_period),
+            # A second past the app's own deadline (catalog/shutdown.py), so that the
+            # requests it cuts are answered before uvicorn would cancel them silently.
+            timeout_graceful_shutdown=math.ceil(get_settings().shutdown_grace_period) + 1,
         )
 
 

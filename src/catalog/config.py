@@ -201,6 +201,10 @@ class Settings(BaseSettings):
     # networks, `*` for any): the client address (rate limits) and scheme come from
     # them. Empty, the default: no forwarded header is believed, from anywhere.
     forwarded_allow_ips: str = ""
+    # Who may read /metrics and /health/pool (catalog/operators.py): clients sending
+    # this token as a bearer token (at least 32 bytes), or anyone when metrics_public.
+    metrics_token: SecretStr | None = None
+    metrics_public: bool = False
     # argon2 hashes (about 0.1 s of a core and 64 MiB each) that run at once in a
     # worker, and how many more may wait for a turn; beyond that, 503 at once.
     password_hash_concurrency: int = Field(default=2, ge=1, le=256)
@@ -246,6 +250,13 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str) -> str:
         if value and urlsplit(value).scheme not in ("redis", "rediss", "redis+unix"):
             raise ValueError("must be a Redis URL (redis://host:6379/0, rediss://, redis+unix://)")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_secret(value.get_secret_value(), "CATALOG_METRICS_TOKEN")
         return value
 
     @field_validator("public_base_url")

@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from catalog.asgi import WatchedSend
 from catalog.db.errors import ConstraintKind, constraint_violation, is_unavailable
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "ServiceUnavailableError",
     "TooManyRequestsError",
     "UnauthorizedError",
+    "UnhandledErrorMiddleware",
     "ValidationError",
     "ValidationProblem",
     "install_error_handling",
@@ -221,6 +224,34 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
         )
     logger.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "internal-error", "The server failed to handle this request.")
+
+
+class UnhandledErrorMiddleware:
+    """Answer an error that no handler took with the 500 problem, here.
+
+    Starlette would answer it too, then raise it again to the server so that the
+    server logs it; uvicorn then closes the keep-alive connection without a
+    `Connection: close`, and a client's next request on it fails. `handle_error` has
+    logged the traceback already, so the error stops here and the connection lives on.
+    An error after the response started (a stream) still goes to the server, which
+    must cut the connection: the client cannot be told otherwise.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        watched = WatchedSend(send)
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if watched.started:
+                raise
+            response = await handle_error(Request(scope), exc)
+            await response(scope, receive, send)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

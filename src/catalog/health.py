@@ -12,6 +12,7 @@ from catalog.config import SettingsDep
 from catalog.db.pool import PoolSnapshot, pool_snapshot
 from catalog.db.session import EngineDep
 from catalog.errors import ServiceUnavailableError, problem_responses
+from catalog.operators import OperatorsOnly
 
 __all__ = ["router"]
 
@@ -65,7 +66,7 @@ async def ready(engine: EngineDep, settings: SettingsDep) -> HealthStatus:
     return HealthStatus()
 
 
-@router.get("/pool")
+@router.get("/pool", dependencies=[OperatorsOnly], responses=problem_responses(401))
 async def pool(engine: EngineDep) -> PoolSnapshot:
     """A snapshot of this worker's connection pool, for people. Borrows no connection."""
     return pool_snapshot(engine.sync_engine.pool)

@@ -13,11 +13,13 @@ from catalog.config import Settings, get_settings
 from catalog.db.engine import create_engine
 from catalog.db.session import Reader, create_sessionmaker
 from catalog.db.startup import check_database
-from catalog.errors import install_error_handling, problem_responses
+from catalog.errors import UnhandledErrorMiddleware, install_error_handling, problem_responses
+from catalog.head import HeadAsGetMiddleware
 from catalog.limits import BodySizeLimitMiddleware
 from catalog.orders.router import router as orders_router
 from catalog.products.router import router as products_router
 from catalog.ratelimits import RateLimits
+from catalog.shutdown import ShutdownDeadline, ShutdownDeadlineMiddleware
 from catalog.users.router import router as users_router
 from catalog.users.security import PasswordHasher
 
@@ -34,6 +36,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # disposed on shutdown so no connection outlives the process at the server.
     engine = create_engine(settings)
     rate_limits: RateLimits | None = None
+    stop_watching = app.state.shutdown.watch_signals()
     try:
         await check_database(engine, settings)
         app.state.engine = engine
@@ -48,6 +51,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.freeze()
         yield
     finally:
+        stop_watching()
         if rate_limits is not None:
             await rate_limits.aclose()
         await engine.dispose()
@@ -67,9 +71,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or get_settings()
     install_error_handling(app)
+    # Innermost: the metrics middleware sees the 500 it answers.
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
-    # Outermost, so that it times whole requests, 413s included.
+    app.state.shutdown = ShutdownDeadline(app.state.settings.shutdown_grace_period)
+    app.add_middleware(ShutdownDeadlineMiddleware, deadline=app.state.shutdown)
+    # Outside the rest, so that it times whole requests, 413s included.
     app.add_middleware(metrics.RequestMetricsMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(products_router)

@@ -22,7 +22,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from catalog.asgi import WatchedSend
+from catalog.operators import OperatorsOnly
 
 __all__ = [
     "CHECKOUT_TIMEOUTS",
@@ -119,18 +122,12 @@ class RequestMetricsMiddleware:
             return
         token = _current_scope.set(scope)
         started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        watched = WatchedSend(send)
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive, watched)
         finally:
             _current_scope.reset(token)
+            status = watched.status or 500
             route = _route_of(scope)
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             REQUEST_DURATION.labels(scope["method"], route, str(status)).observe(
@@ -152,7 +149,7 @@ def mark_worker_stopped() -> None:
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[OperatorsOnly])
 async def metrics() -> Response:
     """Prometheus text format; touches no database."""
     registry: Any = REGISTRY
