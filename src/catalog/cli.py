@@ -59,13 +59,15 @@ T = TypeVar("T")
 def _check_settings() -> None:
     # Settings that cannot be used are one line each, not a traceback.
     try:
-        get_settings()
+        settings = get_settings()
     except ValidationError as error:
         for problem in error.errors():
             where = ".".join(str(part) for part in problem["loc"]).upper()
             message = problem["msg"].removeprefix("Value error, ")
             console.print(f"[red]settings[/red]: {f'CATALOG_{where}: ' if where else ''}{message}")
         raise typer.Exit(2) from None
+    if settings.signing_secret_source.endswith("(created now)"):
+        console.print(f"generated a random key to sign tokens: {settings.signing_secret_source}")
 
 
 def _database_label() -> str:
