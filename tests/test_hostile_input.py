@@ -111,6 +111,16 @@ async def test_if_match_beyond_any_version_is_412(client: httpx.AsyncClient, tag
     assert (await client.get(url)).json()["version"] == 1
 
 
+@pytest.mark.parametrize("tag", ['"01"', '"0000000001"', '"+1"', '" 1"', "1"])
+async def test_if_match_compares_tags_character_by_character(
+    client: httpx.AsyncClient, tag: str
+) -> None:
+    product = await _product(client)
+    url = f"/products/{product['id']}"
+    assert_problem(await client.patch(url, json={"stock": 1}, headers={"If-Match": tag}), 412)
+    assert (await client.patch(url, json={"stock": 1}, headers={"If-Match": '"1"'})).is_success
+
+
 # -- money and stock at their limits -------------------------------------------------
 
 
@@ -391,3 +401,80 @@ async def test_products_with_no_price_or_stock_limit_break_nothing(
     product = listing.json()["items"][0]
     assert product["price"] == "9999999999.99"
     assert product["stock"] == MAX_STOCK
+
+
+# -- bodies built to cost CPU ----------------------------------------------------------
+
+
+async def test_thousands_of_unknown_keys_are_one_short_422(client: httpx.AsyncClient) -> None:
+    body = json.dumps({**product_payload(), **{f"k{n}": 0 for n in range(5000)}})
+    started = time.perf_counter()
+    response = await client.post(
+        "/products", content=body, headers={"Content-Type": "application/json"}
+    )
+    problem = assert_problem(response, 422)
+    assert len(problem["errors"]) == 50
+    assert "4950 more not listed" in problem["detail"]
+    assert len(response.content) < 10_000
+    assert time.perf_counter() - started < 2
+
+
+async def test_the_largest_valid_product_fits_the_body_limit(client: httpx.AsyncClient) -> None:
+    # Every character outside the BMP, escaped by the client: 12 bytes each.
+    payload = product_payload(name="😀" * 200, description="😀" * 5000, category="😀" * 100)
+    body = json.dumps(payload, ensure_ascii=True)
+    response = await client.post(
+        "/products", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 201, response.text[:300]
+
+
+@pytest.mark.parametrize(("sent", "answered"), [("7.5", "7.50"), ("7", "7.00"), ("0", "0.00")])
+async def test_a_price_is_answered_as_stored_from_the_first_response(
+    client: httpx.AsyncClient, sent: str, answered: str
+) -> None:
+    created = await client.post("/products", json=product_payload(price=sent))
+    assert created.json()["price"] == answered
+    fetched = await client.get(created.headers["location"])
+    assert fetched.json() == created.json()
+    assert fetched.headers["etag"] == created.headers["etag"]
+    patched = await client.patch(created.headers["location"], json={"price": sent})
+    assert patched.json()["price"] == answered
+
+
+# -- methods and shapes of answers --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/products/1", "DELETE, GET, HEAD, PATCH"),
+        ("OPTIONS", "/products", "GET, HEAD, POST"),
+        ("DELETE", "/orders", "GET, HEAD, POST"),
+        ("GET", "/auth/token", "POST"),
+    ],
+)
+async def test_a_method_not_allowed_names_every_method_the_path_takes(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    response = await client.request(method, path)
+    assert_problem(response, 405)
+    assert response.headers["allow"] == allowed
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"stock": -1}, "stock"),
+        ({"stock": True}, "stock"),
+        ({"price": 5}, "price"),
+        ({"sku": " "}, "sku"),
+    ],
+)
+async def test_a_bad_patch_names_the_field_alone(
+    client: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    product = await _product(client)
+    response = await client.patch(f"/products/{product['id']}", json=change)
+    problem = assert_problem(response, 422)
+    assert [error["loc"] for error in problem["errors"]] == [["body", field]]

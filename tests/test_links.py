@@ -73,3 +73,12 @@ async def test_links_are_absolute_under_the_public_base_url(settings: Settings) 
 def test_a_public_base_url_must_be_an_http_origin(value: str) -> None:
     with pytest.raises(ValueError, match="origin"):
         Settings(public_base_url=value)
+
+
+async def test_a_trailing_slash_is_not_found_never_a_redirect_to_the_host_sent(
+    client: httpx.AsyncClient,
+) -> None:
+    for path in ("/products/", "/users/me/", "/orders/", "/auth/token/", "/health/live/"):
+        response = await client.get(path, headers=HOSTILE)
+        assert response.status_code == 404, path
+        assert "location" not in response.headers

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from catalog.asgi import WatchedSend
@@ -165,9 +166,14 @@ _HTTP_SLUGS = {
 }
 
 
+# A body of thousands of unknown keys is one error each: listing them all made a 1 MB
+# request cost a second of CPU and an 11 MB answer. The first ones say what is wrong.
+MAX_LISTED_ERRORS = 50
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
-    for error in exc.errors():
+    for error in exc.errors()[:MAX_LISTED_ERRORS]:
         errors.append(
             {
                 "loc": [part if isinstance(part, int) else str(part) for part in error["loc"]],
@@ -176,6 +182,26 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
             }
         )
     return errors
+
+
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    # Each method of a path is a route of its own, and the 405 names only the first
+    # route that matched the path; RFC 9110 wants every method the path takes. Asked of
+    # the router for each method (public `matches`, whatever the routes' nesting).
+    routes = request.app.router.routes
+    methods = {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    }
+    if "GET" in methods:
+        methods.add("HEAD")  # catalog.head answers it
+    return ", ".join(sorted(methods))
 
 
 def _constraint_problem(exc: sa_exc.DBAPIError, request: Request) -> JSONResponse | None:
@@ -200,16 +226,22 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
             exc.status_code, exc.slug, exc.detail, headers=exc.headers, **exc.extra
         )
     if isinstance(exc, RequestValidationError):
+        errors = _validation_errors(exc)
+        unlisted = len(exc.errors()) - len(errors)
+        more = f" ({unlisted} more not listed)" if unlisted > 0 else ""
         return problem_response(
             422,
             "validation-error",
-            "The request is not valid; see `errors` for each bad value.",
-            errors=_validation_errors(exc),
+            f"The request is not valid; see `errors` for each bad value{more}.",
+            errors=errors,
         )
     if isinstance(exc, StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
-        return problem_response(exc.status_code, slug, detail, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return problem_response(exc.status_code, slug, detail, headers=headers)
     if isinstance(exc, sa_exc.DBAPIError) and (
         constraint_response := _constraint_problem(exc, request)
     ):

@@ -68,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Any route can meet an unexpected error; routes that use the database can
         # also meet an unavailable one.
         responses=problem_responses(500),
+        # `/products/` is a 404, not a redirect: Starlette builds the redirect's
+        # Location from the Host header the client sent (catalog/links.py says why not).
+        redirect_slashes=False,
     )
     app.state.settings = settings or get_settings()
     install_error_handling(app)

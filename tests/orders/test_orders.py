@@ -129,6 +129,18 @@ async def test_a_retry_with_the_same_idempotency_key_returns_the_first_order(
     assert (await client.get("/orders", headers=buyer)).json()["total"] == 1
 
 
+async def test_a_retry_that_lists_the_same_lines_in_another_order_is_the_same_order(
+    client: httpx.AsyncClient, products: list[dict[str, object]], buyer: dict[str, str]
+) -> None:
+    key = {"Idempotency-Key": "order-lines-swapped"}
+    first = await order(client, buyer, (products[0]["id"], 1), (products[1]["id"], 2), **key)
+    retry = await order(client, buyer, (products[1]["id"], 2), (products[0]["id"], 1), **key)
+
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json()
+    assert await stock(client, products[0]) == 9
+
+
 async def test_the_same_idempotency_key_with_another_body_is_422(
     client: httpx.AsyncClient, products: list[dict[str, object]], buyer: dict[str, str]
 ) -> None:

@@ -51,6 +51,37 @@ async def test_every_word_must_match(client: httpx.AsyncClient, shelf: dict[str,
     assert await found(client, q="dinosaur fossils") == [shelf["Dinosaurs of the north"]]
 
 
+async def test_a_minus_excludes_a_word_on_every_database(
+    client: httpx.AsyncClient, shelf: dict[str, int]
+) -> None:
+    # Read as PostgreSQL reads it: before, SQLite and MariaDB required the word instead,
+    # and answered exactly the products PostgreSQL left out.
+    hits = set(await found(client, q="dinosaur -fossils"))
+    assert hits == {shelf["Dinosaur atlas"], shelf["Field guide"]}
+    assert set(await found(client, q='dinosaur -"drawn to scale"')) == {
+        shelf["Field guide"],
+        shelf["Dinosaurs of the north"],
+    }
+
+
+async def test_or_offers_alternatives(client: httpx.AsyncClient, shelf: dict[str, int]) -> None:
+    assert set(await found(client, q="trowel or boat")) == {
+        shelf["Garden trowel"],
+        shelf["Toy boat"],
+    }
+    assert set(await found(client, q="dinosaur fossils OR bath")) == {
+        shelf["Dinosaurs of the north"],
+        shelf["Toy boat"],
+    }
+
+
+async def test_a_quoted_phrase_matches_its_words_in_order(
+    client: httpx.AsyncClient, shelf: dict[str, int]
+) -> None:
+    assert await found(client, q='"toy boat"') == [shelf["Toy boat"]]
+    assert await found(client, q='"boat toy"') == []
+
+
 async def test_the_best_match_comes_first(client: httpx.AsyncClient, shelf: dict[str, int]) -> None:
     hits = await found(client, q="dinosaur")
     # Three mentions, one in the name, beat a single one in a description.

@@ -18,7 +18,10 @@ __all__ = ["cancel", "get", "list_orders", "place"]
 
 
 def _request_hash(data: OrderCreate) -> str:
-    return hashlib.sha256(data.model_dump_json().encode()).hexdigest()
+    # The lines in product order: the same order listed in another order is a retry.
+    lines = sorted(data.items, key=lambda line: line.product_id)
+    canonical = "|".join(f"{line.product_id}x{line.quantity}" for line in lines)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _replay(order: Order, request_hash: str) -> Order:

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import (
     BaseModel,
@@ -16,7 +16,6 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 
 from catalog.schemas import WHOLE_NUMBER
 
@@ -64,6 +63,7 @@ Category = Annotated[
 # number, which most clients parse as a float. At most 10 + 2 digits: NUMERIC(12, 2).
 _PRICE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 PRICE = re.compile(_PRICE_PATTERN)
+_CENT = Decimal("0.01")
 
 
 def _decimal_string(value: object) -> object:
@@ -74,7 +74,9 @@ def _decimal_string(value: object) -> object:
             'must be a string with up to 10 digits and 2 decimals, such as "19.99" '
             "(not a JSON number, which clients round as floats)"
         )
-    return value
+    # To the cent, as it is stored: "7.5" is answered "7.50" at once, not only when read
+    # back (one ETag, one body).
+    return Decimal(value).quantize(_CENT)
 
 
 Price = Annotated[
@@ -103,6 +105,19 @@ class ProductCreate(BaseModel):
     category: Category | None = None
 
 
+def _null_not_offered(schema: dict[str, Any]) -> None:
+    options = [option for option in schema.pop("anyOf", []) if option != {"type": "null"}]
+    if len(options) == 1:
+        schema.update(options[0])
+    schema.pop("default", None)
+
+
+# None is only the "not sent" default of a field that cannot be null: the schema does
+# not offer null. Written as `X | None` (not a union with a hidden None), so that a bad
+# value's error names the field alone, not pydantic's union members.
+_NOT_NULL = Field(json_schema_extra=_null_not_offered)
+
+
 class ProductUpdate(BaseModel):
     """A partial change: only the fields sent are changed; only `category` may be null."""
 
@@ -110,11 +125,11 @@ class ProductUpdate(BaseModel):
 
     # None is only the "not sent" default (the service applies the fields that were
     # sent); an explicit null is refused, and the schema does not offer it.
-    sku: Sku | SkipJsonSchema[None] = None
-    name: Name | SkipJsonSchema[None] = None
-    description: Description | SkipJsonSchema[None] = None
-    price: Price | SkipJsonSchema[None] = None
-    stock: Stock | SkipJsonSchema[None] = None
+    sku: Annotated[Sku | None, _NOT_NULL] = None
+    name: Annotated[Name | None, _NOT_NULL] = None
+    description: Annotated[Description | None, _NOT_NULL] = None
+    price: Annotated[Price | None, _NOT_NULL] = None
+    stock: Annotated[Stock | None, _NOT_NULL] = None
     category: Category | None = None
 
     @model_validator(mode="after")

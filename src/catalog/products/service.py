@@ -37,7 +37,9 @@ from catalog.schemas import as_utc
 
 __all__ = ["create", "delete", "etag", "get", "list_products", "read", "update"]
 
-_STRONG_ETAG = re.compile(r'"(\d{1,10})"')
+# Exactly as etag() writes a version: strong comparison is character for character
+# (RFC 9110 section 8.8.3.2), so "01" is not "1".
+_STRONG_ETAG = re.compile(r'"(0|[1-9][0-9]{0,9})"')
 # The version column is a 32-bit INTEGER: a larger tag names no version that can exist
 # (and PostgreSQL refuses to even compare the column with it).
 _MAX_VERSION = 2**31 - 1
