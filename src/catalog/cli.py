@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 import uvicorn
@@ -68,6 +69,13 @@ def _check_settings() -> None:
         raise typer.Exit(2) from None
     if settings.signing_secret_source.endswith("(created now)"):
         console.print(f"generated a random key to sign tokens: {settings.signing_secret_source}")
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
 
 
 def _database_label() -> str:
@@ -162,6 +170,19 @@ def doctor(
         table.add_row(name, str(getattr(settings, name)))
     table.add_row("pool_pre_ping", str(settings.pool_pre_ping))
     table.add_row("connect_timeout", str(settings.connect_timeout))
+    table.add_row("signing key", settings.signing_secret_source)
+    table.add_row(
+        "rate limits counted in",
+        _without_password(settings.rate_limit_storage_url)
+        if settings.rate_limit_storage_url
+        else "each worker's memory (set CATALOG_RATE_LIMIT_STORAGE_URL to share them)",
+    )
+    table.add_row(
+        "/metrics, /health/pool",
+        "public"
+        if settings.metrics_public
+        else ("token" if settings.metrics_token else "closed (no CATALOG_METRICS_TOKEN)"),
+    )
     table.add_row("schema", "up to date" if state.is_current else state.problem())
     if state.is_current:
         table.add_row(

@@ -58,6 +58,20 @@ def test_doctor_prints_settings_version_and_budget(database_env: Backend) -> Non
     assert expected_server[database_env.name] in result.output
 
 
+@only_on("sqlite")
+def test_doctor_says_which_key_signs_where_limits_count_and_who_reads_metrics(
+    database_env: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CATALOG_RATE_LIMIT_STORAGE_URL", "redis://:hunter2@127.0.0.1:6379/0")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(cli, ["doctor"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "the key file" in result.output
+    assert "redis://:***@127.0.0.1:6379/0" in result.output
+    assert "hunter2" not in result.output
+    assert "closed (no CATALOG_METRICS_TOKEN)" in result.output
+
+
 @only_on("postgresql", "mariadb")
 def test_doctor_fails_over_budget(database_env: Backend) -> None:
     result = CliRunner().invoke(cli, ["doctor", "--workers", "50"], env={"COLUMNS": "200"})
