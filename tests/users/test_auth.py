@@ -52,7 +52,7 @@ async def test_an_email_taken_in_any_case_is_a_conflict(client: httpx.AsyncClien
         ("a@example.test", "correct horse"),  # a reserved domain never receives mail
         ("c@example.com", "short"),
         ("c@example.com", "x" * 129),  # over our limit: a 422, never a 500
-        ("c@example.com", "x" * 100_000),
+        ("c@example.com", "x" * 60_000),  # far over, still within the body limit
     ],
 )
 async def test_bad_sign_ups_are_422(client: httpx.AsyncClient, email: str, password: str) -> None:
