@@ -88,8 +88,10 @@ async def test_a_slow_client_reading_a_large_export_does_not_pin_a_connection(
     assert ids == sorted(set(ids))
     assert paused == [0] * 5
     # One short checkout per chunk (40 full ones and the empty read that ends it), each
-    # far shorter than the export; a connection held throughout would be one long hold.
+    # far shorter than the export (over 1 s); a connection held throughout would be one
+    # long hold. Under 0.5 s, not 0.25: on aiosqlite, right after the whole suite, one
+    # chunk once took longer in CI (2026-12-02), a stall of the machine, not a pin.
     holds = sample(exposition, f"{hold}_count", route=route)
     assert holds == 41
-    assert sample(exposition, f"{hold}_bucket", route=route, le="0.25") == holds
+    assert sample(exposition, f"{hold}_bucket", route=route, le="0.5") == holds
     assert took > 1.0
