@@ -1,6 +1,6 @@
 """The speed suite: catalog against the tutorial pattern, a raw driver and the database.
 
-    make bench                      # or: catalog bench, or python bench/suite.py
+    make bench                      # or: python bench/suite.py
     python bench/suite.py [--products 100000] [--seconds 10] [--connections 16 64 256]
                           [--reuse] [--write-docs] [--smoke]
 

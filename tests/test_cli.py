@@ -10,6 +10,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+import catalog
 from catalog.cli import app
 from catalog.config import get_settings
 from catalog.products.seed import demo_products
@@ -147,3 +148,81 @@ def test_settings_that_cannot_be_used_are_one_line_not_a_traceback(
     assert code == 2
     assert "needs CATALOG_JWT_SECRET" in output
     assert "Traceback" not in output
+
+
+def test_version_is_printed(sqlite_url: str) -> None:
+    code, output = run("--version")
+    assert code == 0
+    assert output.strip() == f"catalog {catalog.__version__}"
+
+
+def test_an_unknown_catalog_variable_is_named_not_ignored_in_silence(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CATALOG_POOL_SIZ", "3")  # a typo of CATALOG_POOL_SIZE
+    code, output = run("db", "upgrade")
+    assert code == 0, output
+    assert "CATALOG_POOL_SIZ is not a catalog setting" in output
+
+
+def test_a_sync_driver_url_is_one_short_message(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CATALOG_DATABASE_URL", "postgresql+psycopg2://u@db.example/x")
+    get_settings.cache_clear()
+    code, output = run("db", "current")
+    assert code == 2
+    assert "not an asyncio driver" in output
+    assert "Traceback" not in output
+    assert len(output.strip().splitlines()) <= 3
+
+
+def test_data_commands_on_an_unmigrated_database_say_what_to_run_and_print_no_secret(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.ndjson"
+    source.write_text('{"sku": "A-1", "name": "n", "price": "1.00"}\n')
+    for args, stdin in (
+        (["seed", "--products", "5"], None),
+        (["import", str(source)], None),
+        (["export", str(tmp_path / "out.csv")], None),
+        (["user", "create", "new@example.com"], "correct horse battery\n"),
+    ):
+        result = CliRunner().invoke(app, args, input=stdin)
+        assert result.exit_code == 1, (args, result.output)
+        assert "catalog db upgrade" in result.output
+        assert "Traceback" not in result.output
+        assert "argon2" not in result.output
+        assert len(result.output.strip().splitlines()) <= 4, result.output
+
+
+def test_database_errors_are_one_line_without_values(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A directory where the database file should be: SQLite cannot open it.
+    monkeypatch.setenv("CATALOG_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}")
+    get_settings.cache_clear()
+    code, output = run("seed", "--products", "5")
+    assert code == 2
+    assert "cannot use" in output
+    assert "Traceback" not in output
+    assert len(output.strip().splitlines()) <= 3
+
+
+def test_import_and_export_show_a_bar_that_reaches_the_end(sqlite_url: str, tmp_path: Path) -> None:
+    run("db", "upgrade")
+    run("seed", "--products", "2500")
+    exported = CliRunner().invoke(app, ["export", str(tmp_path / "all.ndjson")])
+    imported = CliRunner().invoke(app, ["import", str(tmp_path / "all.ndjson")])
+    for result in (exported, imported):
+        assert result.exit_code == 0, result.output
+        assert "100%" in result.output
+        assert "2,500 rows" in result.output
+        assert "left" in result.output
+
+
+def test_the_installed_cli_carries_no_command_of_a_source_checkout(sqlite_url: str) -> None:
+    # `catalog bench` ran bench/suite.py, which needs the dev extras: `make bench` does.
+    code, output = run("bench", "--help")
+    assert code == 2
+    assert "No such command" in output

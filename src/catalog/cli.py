@@ -5,7 +5,6 @@ import contextlib
 import math
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,15 +22,18 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from catalog.config import get_settings
+import catalog
+from catalog.config import Settings, get_settings
 from catalog.db.engine import create_engine
 from catalog.db.migrations import SchemaState, missing_indexes, schema_state, upgrade
 from catalog.db.session import create_sessionmaker
@@ -56,8 +58,39 @@ console = Console(stderr=True)
 T = TypeVar("T")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"catalog {catalog.__version__}", highlight=False)
+        raise typer.Exit()
+
+
+# Variables of the test suite and the benchmarks, read by them, not by the service.
+_TOOLING_VARIABLES = ("CATALOG_TEST_", "CATALOG_SCHEMATHESIS_")
+
+
+def _unknown_variables() -> list[str]:
+    known = {f"CATALOG_{name.upper()}" for name in Settings.model_fields}
+    return sorted(
+        name
+        for name in os.environ
+        if name.upper().startswith("CATALOG_")
+        and name.upper() not in known
+        and not name.upper().startswith(_TOOLING_VARIABLES)
+    )
+
+
 @app.callback()
-def _check_settings() -> None:
+def _check_settings(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    # A misspelt variable would otherwise be ignored in silence.
+    for name in _unknown_variables():
+        console.print(f"[yellow]warning[/yellow]: {name} is not a catalog setting; ignored")
     # Settings that cannot be used are one line each, not a traceback.
     try:
         settings = get_settings()
@@ -82,17 +115,33 @@ def _database_label() -> str:
     return make_url(get_settings().database_url).render_as_string(hide_password=True)
 
 
-def _with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run `work` on a pool-less engine for the configured database, then dispose of it."""
+def _with_engine(work: Callable[[AsyncEngine], Awaitable[T]], *, needs_schema: bool = True) -> T:
+    """Run `work` on a pool-less engine for the configured database, then dispose of it.
+
+    With `needs_schema`, a database whose schema is not the code's is one line that says
+    what to run, before any work; a database error is one line too, never a traceback
+    (the engine hides bound parameters, so no value, hash or secret is in it).
+    """
 
     async def run() -> T:
         engine = create_engine(get_settings(), pooled=False)
         try:
+            if needs_schema and not (state := await schema_state(engine)).is_current:
+                console.print(state.problem())
+                raise typer.Exit(1)
             return await work(engine)
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except (SQLAlchemyError, OSError) as error:
+        cause = getattr(error, "orig", None) or error
+        first_line = (str(cause).strip().splitlines() or [""])[0]
+        console.print(
+            f"[red]cannot use {_database_label()}[/red]: {type(cause).__name__}: {first_line}"
+        )
+        raise typer.Exit(2) from None
 
 
 def _exit_cleanly(_signal: int, _frame: FrameType | None) -> None:
@@ -155,11 +204,7 @@ def doctor(
         missing = await missing_indexes(engine) if state.is_current else []
         return await server_facts(engine), state, missing
 
-    try:
-        facts, state, missing = _with_engine(work)
-    except Exception as exc:
-        console.print(f"[red]cannot reach {_database_label()}[/red]: {type(exc).__name__}: {exc}")
-        raise typer.Exit(2) from exc
+    facts, state, missing = _with_engine(work, needs_schema=False)
     budget = connection_budget(settings, facts)
     table = Table(title="catalog doctor", show_header=False)
     table.add_row("database", _database_label())
@@ -210,14 +255,14 @@ def db_upgrade(
         await upgrade(engine, revision)
         return ", ".join(sorted((await schema_state(engine)).current))
 
-    current = _with_engine(work)
+    current = _with_engine(work, needs_schema=False)
     console.print(f"{_database_label()} is at revision {current}")
 
 
 @db_app.command("current")
 def db_current() -> None:
     """Show the database's revision and whether it is the code's."""
-    state = _with_engine(schema_state)
+    state = _with_engine(schema_state, needs_schema=False)
     if state.is_current:
         console.print(f"{_database_label()} is up to date ({', '.join(sorted(state.current))})")
     else:
@@ -270,23 +315,29 @@ def user_create(
 
 
 @contextlib.contextmanager
-def _rows_progress(label: str) -> Iterator[Callable[[int], None]]:
-    """A progress line (rows, rows/s, elapsed); yields the function to report rows done."""
+def _progress(label: str, total: int, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar of `total` `unit`s (rows, or bytes of a file), with rows, rows/s,
+    elapsed time and what is left; yields the function that reports (rows, done)."""
     with Progress(
         TextColumn(label),
-        TextColumn("{task.completed:,.0f} rows"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
         TextColumn("{task.fields[rate]} rows/s"),
         TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task(label, rate="-")
+        task = progress.add_task(label, total=max(total, 1), rows=0, rate="-", unit=unit)
         started = time.perf_counter()
 
-        def advance(done: int) -> None:
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            progress.update(task, completed=done, rate=f"{rate:,.0f}")
+        def advance(rows: int, done: int) -> None:
+            rate = rows / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=done, rows=rows, rate=f"{rate:,.0f}")
 
         yield advance
+        progress.update(task, completed=max(total, 1))
 
 
 FormatOption = Annotated[
@@ -319,7 +370,7 @@ def import_products(
     file_type = _file_type(file, file_format)
 
     async def work(engine: AsyncEngine) -> transfer.ImportReport:
-        with _rows_progress(f"importing {file.name}") as advance:
+        with _progress(f"importing {file.name}", file.stat().st_size, "bytes") as advance:
             return await transfer.import_file(
                 engine, file, file_type=file_type, on_error=on_error, on_progress=advance
             )
@@ -343,30 +394,13 @@ def export_products(
     file_type = _file_type(file, file_format)
 
     async def work(engine: AsyncEngine) -> int:
-        with _rows_progress(f"exporting to {file.name}") as advance:
+        total = await product_seed.count_products(engine)
+        with _progress(f"exporting to {file.name}", total, "rows") as advance:
             return await transfer.export_file(
-                engine, file, file_type=file_type, on_progress=advance
+                engine, file, file_type=file_type, on_progress=lambda rows: advance(rows, rows)
             )
 
     console.print(f"{_with_engine(work)} products written to {file}")
-
-
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def bench(context: typer.Context) -> None:
-    """Run the speed suite of a source checkout (bench/suite.py; --help for its options)."""
-    suite = Path(__file__).resolve().parents[2] / "bench" / "suite.py"
-    if not suite.is_file():
-        console.print(
-            "catalog bench runs bench/suite.py of a source checkout, which this "
-            "installation does not have: clone the repository and run `make bench`."
-        )
-        raise typer.Exit(code=2)
-    # The suite imports bench/common.py and the baselines from its own directory.
-    completed = subprocess.run([sys.executable, str(suite), *context.args], check=False)  # noqa: S603
-    raise typer.Exit(code=completed.returncode)
 
 
 @app.command()

@@ -84,3 +84,13 @@ def test_a_postgresql_server_shutting_down_is_unavailable_not_a_bug() -> None:
     wrapped.orig.__cause__ = cause  # type: ignore[union-attr]
     assert is_unavailable(wrapped)
     assert not is_unavailable(DBAPIError("SELECT 1", {}, Exception("syntax error")))
+
+
+async def test_a_database_error_never_carries_the_values_bound(engine: AsyncEngine) -> None:
+    # Values are request data, emails, password hashes: none of them in an error's text,
+    # which reaches logs and, from the command line, the terminal.
+    marker = "$argon2id$v=19$secret-looking-value"
+    with pytest.raises(DBAPIError) as caught:
+        async with engine.begin() as connection:
+            await connection.execute(insert(Product), [_row(name=marker), _row(name=marker)])
+    assert marker not in str(caught.value)

@@ -87,11 +87,13 @@ async def test_a_slow_client_reading_a_large_export_does_not_pin_a_connection(
     assert len(ids) == 20_000
     assert ids == sorted(set(ids))
     assert paused == [0] * 5
-    # One short checkout per chunk (40 full ones and the empty read that ends it), each
-    # far shorter than the export (over 1 s); a connection held throughout would be one
-    # long hold. Under 0.5 s, not 0.25: on aiosqlite, right after the whole suite, one
-    # chunk once took longer in CI (2026-12-02), a stall of the machine, not a pin.
+    # One short checkout per chunk (40 full ones and the empty read that ends it). A
+    # connection held while the client paused would be one hold of over the pause's 1 s;
+    # each hold is under that. (Not under 0.25 s: in the whole suite on this shared
+    # machine, one chunk's read took 0.25 to 1 s twice on 2026-12-02, a stall, not a pin.)
     holds = sample(exposition, f"{hold}_count", route=route)
     assert holds == 41
-    assert sample(exposition, f"{hold}_bucket", route=route, le="0.5") == holds
+    assert sample(exposition, f"{hold}_bucket", route=route, le="1.0") == holds, [
+        line for line in exposition.splitlines() if line.startswith(f"{hold}_bucket")
+    ]
     assert took > 1.0

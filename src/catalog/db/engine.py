@@ -26,6 +26,9 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     backend = url.get_backend_name()
     options: dict[str, Any] = {
         "echo": settings.echo_sql,
+        # Bound values never appear in an error's text or a log line: they are request
+        # values, emails, password hashes.
+        "hide_parameters": True,
         # SQLAlchemy's asyncio queue pool, with waiting requests served strictly first
         # come, first served and overflow connections that linger (catalog.db.pool),
         # reporting its checkouts, waits and timeouts to /metrics and /health/pool.

@@ -8,6 +8,7 @@ to the target database).
 
 import csv
 import enum
+import io
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -189,10 +190,11 @@ async def import_file(
     file_type: ExportFormat,
     on_error: OnError,
     batch_size: int = 1000,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Validate and upsert the products of `path`; with ABORT nothing is written if any
-    row is bad (a first pass only validates)."""
+    row is bad (a first pass only validates). `on_progress(rows, bytes)` hears how far
+    the writing pass is, in rows and in bytes of the file read."""
     report = ImportReport()
     if on_error is OnError.ABORT:
         with path.open(newline="", encoding="utf-8") as handle:
@@ -210,7 +212,10 @@ async def import_file(
         report.written += len(batch)
         batch.clear()
 
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open("rb") as raw:
+        # Text read through the binary file, whose position says how far the import is
+        # (a text file's own tell() does not work while it is iterated).
+        handle = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         for number, row in _validated(handle, file_type):
             report.rows += 1
             if isinstance(row, str):
@@ -220,11 +225,11 @@ async def import_file(
             if len(batch) >= batch_size:
                 await flush()
                 if on_progress is not None:
-                    on_progress(report.rows)
-    if batch:
-        await flush()
-    if on_progress is not None:
-        on_progress(report.rows)
+                    on_progress(report.rows, raw.tell())
+        if batch:
+            await flush()
+        if on_progress is not None:
+            on_progress(report.rows, raw.tell())
     return report
 
 
