@@ -16,7 +16,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from catalog.asgi import WatchedSend
-from catalog.db.errors import ConstraintKind, constraint_violation, is_unavailable
+from catalog.db.errors import ConstraintKind, constraint_violation, is_unavailable, violates
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -32,6 +32,7 @@ __all__ = [
     "UnhandledErrorMiddleware",
     "ValidationError",
     "ValidationProblem",
+    "conflict_or_error",
     "install_error_handling",
     "problem_response",
     "problem_responses",
@@ -105,6 +106,14 @@ class TooManyRequestsError(CatalogError):
 
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+def conflict_or_error(
+    error: sa_exc.DBAPIError, dialect_name: str, kind: ConstraintKind, detail: str
+) -> Exception:
+    """A ConflictError saying `detail` if `error` violated a constraint of `kind`, else
+    `error` itself: what a service raises (`from error`) when a write meets a constraint."""
+    return ConflictError(detail) if violates(error, dialect_name, kind) else error
 
 
 class Problem(BaseModel):

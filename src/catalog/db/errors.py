@@ -18,6 +18,7 @@ __all__ = [
     "constraint_violation",
     "is_retryable",
     "is_unavailable",
+    "violates",
 ]
 
 
@@ -100,6 +101,12 @@ def constraint_violation(error: sa_exc.DBAPIError, dialect_name: str) -> Constra
             if match := pattern.search(message):
                 return ConstraintViolation(kind, match.group(1) or None)
     return ConstraintViolation(_guess(message), None)
+
+
+def violates(error: sa_exc.DBAPIError, dialect_name: str, kind: ConstraintKind) -> bool:
+    """Whether `error` is the violation of a constraint of `kind`."""
+    violation = constraint_violation(error, dialect_name)
+    return violation is not None and violation.kind is kind
 
 
 def _mysql_constraint_errno(error: sa_exc.DBAPIError, dialect_name: str) -> bool:

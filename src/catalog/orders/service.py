@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog.db.errors import ConstraintKind, constraint_violation
+from catalog.db.errors import ConstraintKind, violates
 from catalog.db.retry import retry_transaction
 from catalog.errors import ConflictError, NotFoundError, ValidationError
 from catalog.orders import repository
@@ -91,12 +91,8 @@ async def place(
             lambda: _take_stock_and_write(session, user_id, data, idempotency_key, request_hash),
         )
     except IntegrityError as error:
-        violation = constraint_violation(error, session.get_bind().dialect.name)
-        if (
-            idempotency_key is None
-            or violation is None
-            or violation.kind is not ConstraintKind.UNIQUE
-        ):
+        dialect = session.get_bind().dialect.name
+        if idempotency_key is None or not violates(error, dialect, ConstraintKind.UNIQUE):
             raise
         # A concurrent retry with the same key placed the order first: undo this one's
         # stock changes and answer with that order.

@@ -11,14 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.config import Settings
-from catalog.db.errors import ConstraintKind, constraint_violation
+from catalog.db.errors import ConstraintKind
 from catalog.db.retry import retry_transaction
 from catalog.db.session import Reader
 from catalog.errors import (
-    ConflictError,
     NotFoundError,
     PreconditionFailedError,
     ValidationError,
+    conflict_or_error,
 )
 from catalog.pagination import InvalidCursorError, decode_cursor, encode_cursor
 from catalog.products import repository
@@ -63,10 +63,12 @@ def _if_match_versions(if_match: str | None) -> set[int] | None:
 
 
 def _sku_conflict(error: IntegrityError, session: AsyncSession, sku: str | None) -> Exception:
-    violation = constraint_violation(error, session.get_bind().dialect.name)
-    if violation is not None and violation.kind is ConstraintKind.UNIQUE:
-        return ConflictError(f"A product with SKU {sku!r} already exists.")
-    return error
+    return conflict_or_error(
+        error,
+        session.get_bind().dialect.name,
+        ConstraintKind.UNIQUE,
+        f"A product with SKU {sku!r} already exists.",
+    )
 
 
 def _not_found(product_id: int) -> NotFoundError:
@@ -244,12 +246,12 @@ async def delete(*, session: AsyncSession, product_id: int, if_match: str | None
     try:
         deleted = await repository.delete_if_version(session, product_id, versions=versions)
     except IntegrityError as error:
-        violation = constraint_violation(error, session.get_bind().dialect.name)
-        if violation is not None and violation.kind is ConstraintKind.FOREIGN_KEY:
-            raise ConflictError(
-                f"Product {product_id} has been ordered, so it cannot be deleted; "
-                "set its stock to 0 instead."
-            ) from error
-        raise
+        raise conflict_or_error(
+            error,
+            session.get_bind().dialect.name,
+            ConstraintKind.FOREIGN_KEY,
+            f"Product {product_id} has been ordered, so it cannot be deleted; "
+            "set its stock to 0 instead.",
+        ) from error
     if not deleted:
         raise await _precondition_failed(session, product_id)

@@ -4,9 +4,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.config import Settings
-from catalog.db.errors import ConstraintKind, constraint_violation
+from catalog.db.errors import ConstraintKind
 from catalog.db.session import Reader
-from catalog.errors import ConflictError, UnauthorizedError
+from catalog.errors import UnauthorizedError, conflict_or_error
 from catalog.users import repository, security
 from catalog.users.models import Role, User
 from catalog.users.schemas import MAX_PASSWORD_LENGTH, Token, UserCreate, canonical_email
@@ -38,10 +38,12 @@ async def create(
             session, User(email=data.email, password_hash=password_hash, role=role.value)
         )
     except IntegrityError as error:
-        violation = constraint_violation(error, session.get_bind().dialect.name)
-        if violation is not None and violation.kind is ConstraintKind.UNIQUE:
-            raise ConflictError(f"A user with email {data.email!r} already exists.") from error
-        raise
+        raise conflict_or_error(
+            error,
+            session.get_bind().dialect.name,
+            ConstraintKind.UNIQUE,
+            f"A user with email {data.email!r} already exists.",
+        ) from error
 
 
 async def authenticate(
