@@ -1,5 +1,6 @@
 """Small helpers shared by the tests."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -8,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import insert, text
+from sqlalchemy import event, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import Pool
 
 from catalog.config import Settings
 from catalog.db.base import utcnow
@@ -130,3 +132,32 @@ async def serving(settings: Settings) -> AsyncIterator[tuple["FastAPI", httpx.As
             headers=await admin_headers(settings.database_url),
         ) as client:
             yield app, client
+
+
+async def all_checked_in(pool: Pool, within: float) -> None:
+    """Wait until no connection is checked out, failing after `within` seconds.
+
+    Work given up on (an abandoned readiness probe, a cancelled request) closes its
+    connection in the background, and closing one to a server that was frozen can take
+    seconds: a leak is a connection that stays out past that, not one still closing.
+    """
+    drained = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def check() -> None:
+        if pool.checkedout() == 0:
+            drained.set()
+
+    def on_checkin(*_: object) -> None:
+        # "checkin" fires before the pool counts the connection as returned.
+        loop.call_soon(check)
+
+    event.listen(pool, "checkin", on_checkin)
+    try:
+        check()
+        await asyncio.wait_for(drained.wait(), within)
+    except TimeoutError:
+        out = pool.checkedout()
+        raise AssertionError(f"{out} connections still out after {within} s") from None
+    finally:
+        event.remove(pool, "checkin", on_checkin)
