@@ -43,6 +43,7 @@ lint: install-dev  ## ruff and mypy, as CI runs them
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) catalog.db catalog.db-wal catalog.db-shm .pytest_cache .mypy_cache .ruff_cache

@@ -22,8 +22,7 @@ from sqlalchemy.engine import make_url
 from catalog.config import Settings
 from catalog.db.base import utcnow
 from catalog.db.engine import create_engine
-from catalog.db.migrations import upgrade
-from catalog.models import Base
+from catalog.models import Base, migrations
 from catalog.products.seed import seed_products
 from catalog.users.models import Role, User
 from catalog.users.security import create_access_token
@@ -58,7 +57,7 @@ async def fresh_schema(url: str) -> None:
             await connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
             if connection.dialect.name == "sqlite":  # the FTS5 table of migration 0004
                 await connection.exec_driver_sql("DROP TABLE IF EXISTS products_fts")
-        await upgrade(engine)
+        await migrations.upgrade(engine)
     finally:
         await engine.dispose()
 

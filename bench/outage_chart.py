@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))  # the tests' throwaway server and server runner
 
 from catalog.config import Settings
 from catalog.db.engine import create_engine
-from catalog.db.migrations import upgrade
+from catalog.models import migrations
 from catalog.products.seed import seed_products
 from tests.servers import catalog_server
 from tests.throwaway import ThrowawayPostgres
@@ -41,7 +41,7 @@ PRODUCTS = 2000
 async def prepare(url: str) -> None:
     engine = create_engine(Settings(database_url=url), pooled=False)
     try:
-        await upgrade(engine)
+        await migrations.upgrade(engine)
         await seed_products(engine, count=PRODUCTS, seed=1)
     finally:
         await engine.dispose()

@@ -7,8 +7,7 @@ from sqlalchemy import Connection
 
 from catalog.config import get_settings
 from catalog.db.engine import create_engine
-from catalog.db.migrations import is_schema_object
-from catalog.models import Base
+from catalog.models import Base, migrations
 
 target_metadata = Base.metadata
 
@@ -21,7 +20,7 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         # Autogenerate must not drop the per-dialect search objects of migration 0004.
-        include_name=lambda name, _type, _parents: is_schema_object(name),
+        include_name=lambda name, _type, _parents: migrations.is_modelled(name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -20,9 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.config import Settings
 from catalog.db.engine import create_engine
-from catalog.db.migrations import upgrade
 from catalog.main import create_app
-from catalog.models import Base
+from catalog.models import Base, migrations
 from tests.helpers import backend_params, bearer, create_user
 
 SERVER_URLS = {
@@ -101,7 +100,7 @@ async def _reset_schema(url: str) -> None:
             await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
             if connection.dialect.name == "sqlite":  # the FTS5 table of migration 0004
                 await connection.execute(text("DROP TABLE IF EXISTS products_fts"))
-        await upgrade(engine)
+        await migrations.upgrade(engine)
     finally:
         await engine.dispose()
 

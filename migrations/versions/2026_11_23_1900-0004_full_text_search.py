@@ -11,7 +11,7 @@ SQLite: an FTS5 table over the products table (porter stemmer), kept in sync by
 triggers, so no write path can forget it.
 MariaDB/MySQL: a FULLTEXT index on (name, description).
 These objects are not in the models (no portable way to say them); the models-migrations
-comparison leaves them out (catalog.db.migrations.SEARCH_OBJECTS).
+comparison leaves them out (catalog.models.migrations).
 """
 
 from collections.abc import Sequence

@@ -35,10 +35,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import catalog
 from catalog.config import Settings, get_settings
 from catalog.db.engine import create_engine
-from catalog.db.migrations import SchemaState, missing_indexes, schema_state, upgrade
+from catalog.db.migrations import SchemaState
+from catalog.db.server import ServerFacts, connection_budget, server_facts
 from catalog.db.session import create_sessionmaker
-from catalog.db.startup import ServerFacts, connection_budget, server_facts
 from catalog.errors import ConflictError
+from catalog.models import migrations
 from catalog.products import seed as product_seed
 from catalog.products import transfer
 from catalog.products.export import ExportFormat
@@ -126,7 +127,7 @@ def _with_engine(work: Callable[[AsyncEngine], Awaitable[T]], *, needs_schema: b
     async def run() -> T:
         engine = create_engine(get_settings(), pooled=False)
         try:
-            if needs_schema and not (state := await schema_state(engine)).is_current:
+            if needs_schema and not (state := await migrations.state(engine)).is_current:
                 console.print(state.problem())
                 raise typer.Exit(1)
             return await work(engine)
@@ -200,8 +201,8 @@ def doctor(
         settings = settings.model_copy(update={"workers": workers})
 
     async def work(engine: AsyncEngine) -> tuple[ServerFacts, SchemaState, list[str]]:
-        state = await schema_state(engine)
-        missing = await missing_indexes(engine) if state.is_current else []
+        state = await migrations.state(engine)
+        missing = await migrations.missing_indexes(engine) if state.is_current else []
         return await server_facts(engine), state, missing
 
     facts, state, missing = _with_engine(work, needs_schema=False)
@@ -252,8 +253,8 @@ def db_upgrade(
     """Apply the schema migrations to the configured database."""
 
     async def work(engine: AsyncEngine) -> str:
-        await upgrade(engine, revision)
-        return ", ".join(sorted((await schema_state(engine)).current))
+        await migrations.upgrade(engine, revision)
+        return ", ".join(sorted((await migrations.state(engine)).current))
 
     current = _with_engine(work, needs_schema=False)
     console.print(f"{_database_label()} is at revision {current}")
@@ -262,7 +263,7 @@ def db_upgrade(
 @db_app.command("current")
 def db_current() -> None:
     """Show the database's revision and whether it is the code's."""
-    state = _with_engine(schema_state, needs_schema=False)
+    state = _with_engine(migrations.state, needs_schema=False)
     if state.is_current:
         console.print(f"{_database_label()} is up to date ({', '.join(sorted(state.current))})")
     else:

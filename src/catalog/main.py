@@ -12,7 +12,6 @@ from catalog import health, metrics
 from catalog.config import Settings, get_settings
 from catalog.db.engine import create_engine
 from catalog.db.session import Reader, create_sessionmaker
-from catalog.db.startup import check_database
 from catalog.errors import UnhandledErrorMiddleware, install_error_handling, problem_responses
 from catalog.head import HeadAsGetMiddleware
 from catalog.limits import BodySizeLimitMiddleware
@@ -20,6 +19,7 @@ from catalog.orders.router import router as orders_router
 from catalog.products.router import router as products_router
 from catalog.ratelimits import RateLimits
 from catalog.shutdown import ShutdownDeadline, ShutdownDeadlineMiddleware
+from catalog.startup import check_database
 from catalog.users.router import router as users_router
 from catalog.users.security import PasswordHasher
 
@@ -35,6 +35,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The process's one engine: it owns the pool, lives as long as the app, and is
     # disposed on shutdown so no connection outlives the process at the server.
     engine = create_engine(settings)
+    metrics.observe_pool(engine.sync_engine)
     rate_limits: RateLimits | None = None
     stop_watching = app.state.shutdown.watch_signals()
     try:

@@ -22,9 +22,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from sqlalchemy import Engine, event
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from catalog.asgi import WatchedSend
+from catalog.db.pool import MeteredPool
 from catalog.operators import OperatorsOnly
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "current_route",
     "mark_worker_stopped",
     "multiprocess_dir",
+    "observe_pool",
     "router",
 ]
 
@@ -108,6 +112,63 @@ def _route_of(scope: Scope | None) -> str:
 def current_route() -> str:
     """The route template of the request being served, for labelling pool metrics."""
     return _route_of(_current_scope.get())
+
+
+_CHECKOUT_KEY = "catalog.metrics.checked_out_at"
+
+
+def _update_gauges(pool: Pool) -> None:
+    if isinstance(pool, AsyncAdaptedQueuePool):
+        POOL_SIZE.set(pool.size())
+        POOL_CHECKED_OUT.set(pool.checkedout())
+        POOL_OVERFLOW.set(max(pool.overflow(), 0))
+
+
+class _CheckoutWaits:
+    """The pool's waits, into the metrics (a catalog.db.pool.CheckoutListener)."""
+
+    def checkout_started(self) -> None:
+        POOL_WAITING.inc()
+
+    def checkout_ended(self, waited: float, timed_out: bool) -> None:
+        POOL_WAITING.dec()
+        CHECKOUT_WAIT.observe(waited)
+        if timed_out:
+            CHECKOUT_TIMEOUTS.inc()
+
+
+def observe_pool(engine: Engine) -> None:
+    """Feed the engine's pool events to the metrics. dispose() swaps in a new pool with
+    the same listeners: the gauges read the engine's pool of the moment."""
+    pool = engine.pool
+    _update_gauges(pool)
+    if isinstance(pool, MeteredPool):
+        pool.listeners.append(_CheckoutWaits())
+
+    @event.listens_for(pool, "connect")
+    def _connected(_dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        CONNECTS.inc()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        record.info[_CHECKOUT_KEY] = (time.perf_counter(), current_route())
+        _update_gauges(engine.pool)
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        checked_out = record.info.pop(_CHECKOUT_KEY, None)
+        if checked_out is not None:
+            started, route = checked_out
+            CONNECTION_HOLD.labels(route).observe(time.perf_counter() - started)
+        _update_gauges(engine.pool)
+
+    @event.listens_for(pool, "invalidate")
+    def _invalidated(_dbapi_connection: Any, _record: ConnectionPoolEntry, _exc: Any) -> None:
+        INVALIDATIONS.inc()
+
+    @event.listens_for(pool, "close")
+    def _closed(_dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        DISCONNECTS.inc()
 
 
 class RequestMetricsMiddleware:

@@ -8,10 +8,9 @@ from sqlalchemy import Connection
 
 from catalog.config import Settings
 from catalog.db.engine import create_engine
-from catalog.db.migrations import downgrade, is_schema_object, schema_state, upgrade
-from catalog.db.startup import StartupCheckError
 from catalog.main import create_app
-from catalog.models import Base
+from catalog.models import Base, migrations
+from catalog.startup import StartupCheckError
 from tests.conftest import Backend
 
 
@@ -20,7 +19,7 @@ def _differences(connection: Connection) -> list[object]:
         connection,
         opts={
             "compare_type": True,
-            "include_name": lambda name, _type, _parents: is_schema_object(name),
+            "include_name": lambda name, _type, _parents: migrations.is_modelled(name),
         },
     )
     return list(compare_metadata(context, Base.metadata))
@@ -38,7 +37,7 @@ async def test_models_and_migrations_agree(backend: Backend) -> None:
 async def test_migrated_database_is_current(backend: Backend) -> None:
     engine = create_engine(backend.settings(), pooled=False)
     try:
-        state = await schema_state(engine)
+        state = await migrations.state(engine)
     finally:
         await engine.dispose()
     assert state.is_current
@@ -56,12 +55,12 @@ async def test_app_refuses_an_unmigrated_database_and_says_what_to_run(tmp_path:
 async def test_app_refuses_a_database_whose_schema_is_behind(backend: Backend) -> None:
     engine = create_engine(backend.settings(), pooled=False)
     try:
-        await downgrade(engine, "base")
+        await migrations.downgrade(engine, "base")
         with pytest.raises(StartupCheckError, match=r"behind.*catalog db upgrade"):
             async with LifespanManager(create_app(backend.settings())):
                 pass
     finally:
-        await upgrade(engine, "head")
+        await migrations.upgrade(engine, "head")
         await engine.dispose()
 
 
@@ -69,7 +68,7 @@ async def test_app_refuses_a_database_from_a_newer_release(tmp_path: object) -> 
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/newer.db")
     engine = create_engine(settings, pooled=False)
     try:
-        await upgrade(engine)
+        await migrations.upgrade(engine)
         async with engine.begin() as connection:
             await connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'future'")
     finally:

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from catalog.config import Settings
 from catalog.db.engine import create_engine
-from catalog.db.migrations import upgrade
+from catalog.models import migrations
 from tests.conftest import TEST_APPLICATION_NAME, Backend
 from tests.helpers import all_checked_in, assert_problem, only_on, product_payload, serving
 from tests.throwaway import ThrowawayMariaDB, ThrowawayPostgres
@@ -25,7 +25,7 @@ MARGIN = 2.0
 async def _migrate(url: str) -> None:
     engine = create_engine(Settings(database_url=url), pooled=False)
     try:
-        await upgrade(engine)
+        await migrations.upgrade(engine)
     finally:
         await engine.dispose()
 

@@ -122,7 +122,7 @@ async def test_a_returned_overflow_connection_is_reused_not_reopened(backend: Ba
     try:
         for _ in range(5):
             await burst(engine, 3)
-        assert pool.connects == 3  # type: ignore[attr-defined]
+        assert pool.counts.connects == 3  # type: ignore[attr-defined]
         assert pool.checkedin() == 3  # type: ignore[attr-defined]
         assert pool.overflow() == 2  # type: ignore[attr-defined]
     finally:
@@ -143,7 +143,7 @@ async def test_overflow_connections_idle_longer_than_the_linger_are_closed(
             assert pool.overflow() == 0  # type: ignore[attr-defined]
         assert pool.checkedin() == 1  # type: ignore[attr-defined]
         assert pool.checkedout() == 0  # type: ignore[attr-defined]
-        assert pool.connects == 3  # type: ignore[attr-defined]
+        assert pool.counts.connects == 3  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
 
@@ -158,6 +158,6 @@ async def test_without_a_linger_an_overflow_connection_closes_when_returned(
         assert pool.checkedin() == 1  # type: ignore[attr-defined]
         assert pool.overflow() == 0  # type: ignore[attr-defined]
         await burst(engine, 2)
-        assert pool.connects == 3  # type: ignore[attr-defined]
+        assert pool.counts.connects == 3  # type: ignore[attr-defined]
     finally:
         await engine.dispose()

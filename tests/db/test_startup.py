@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 from catalog.cli import app as cli
 from catalog.config import get_settings
 from catalog.db.engine import create_engine
-from catalog.db.startup import StartupCheckError
 from catalog.main import create_app
+from catalog.startup import StartupCheckError
 from tests.conftest import Backend
 from tests.helpers import only_on
 

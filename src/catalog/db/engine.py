@@ -3,24 +3,58 @@
 import asyncio
 import math
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolResetState, StaticPool
 
-from catalog.config import Settings
 from catalog.db import sqlite as _registers_sqlite_inline  # noqa: F401 (sqlite+inline://)
-from catalog.db.pool import MeteredPool, instrument_pool, ping_idle_connections
+from catalog.db.pool import MeteredPool, count_pool_events, ping_idle_connections
 
-__all__ = ["create_engine", "engine_options"]
+__all__ = ["EngineSettings", "create_engine", "engine_options"]
+
+
+class EngineSettings(Protocol):
+    """What the engine is built from; `catalog.config.Settings` is one (the kit reads
+    settings, it does not know where they come from)."""
+
+    @property
+    def database_url(self) -> str: ...
+    @property
+    def echo_sql(self) -> bool: ...
+    @property
+    def pool_size(self) -> int: ...
+    @property
+    def max_overflow(self) -> int: ...
+    @property
+    def pool_timeout(self) -> float: ...
+    @property
+    def pool_recycle(self) -> int: ...
+    @property
+    def pool_pre_ping(self) -> bool: ...
+    @property
+    def pool_ping_after_idle(self) -> float: ...
+    @property
+    def pool_overflow_linger(self) -> float: ...
+    @property
+    def connect_timeout(self) -> float: ...
+    @property
+    def statement_timeout(self) -> float: ...
+    @property
+    def idle_in_transaction_timeout(self) -> float: ...
+    @property
+    def sqlite_busy_timeout(self) -> float: ...
+    @property
+    def application_name(self) -> str: ...
+
 
 # How much longer than the server's statement timeout the client waits for an answer.
 _CLIENT_MARGIN_SECONDS = 5.0
 
 
-def engine_options(settings: Settings) -> dict[str, Any]:
+def engine_options(settings: EngineSettings) -> dict[str, Any]:
     """Keyword arguments for `create_async_engine`, tuned for the URL's dialect."""
     url = make_url(settings.database_url)
     backend = url.get_backend_name()
@@ -68,7 +102,7 @@ def engine_options(settings: Settings) -> dict[str, Any]:
         }
         # pool_recycle must stay below the server's wait_timeout, after which it drops
         # idle connections ("server has gone away"): checked against the live server
-        # at start-up by catalog.db.startup.
+        # at start-up by catalog.startup.
         # No reset of the pool's own: _rollback_if_in_transaction replaces it (False,
         # not None, which create_engine drops as "not set").
         options["pool_reset_on_return"] = False
@@ -83,7 +117,7 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def _sqlite_options(url: URL, settings: Settings) -> dict[str, Any]:
+def _sqlite_options(url: URL, settings: EngineSettings) -> dict[str, Any]:
     # The driver's own transaction handling is kept on purpose: it sends BEGIN just
     # before the first INSERT/UPDATE/DELETE, so a request's reads hold no snapshot that
     # a later write would have to upgrade (SQLITE_BUSY_SNAPSHOT fails at once, whatever
@@ -102,7 +136,7 @@ def _sqlite_options(url: URL, settings: Settings) -> dict[str, Any]:
     return options
 
 
-def _postgresql_connect_args(url: URL, settings: Settings) -> dict[str, Any]:
+def _postgresql_connect_args(url: URL, settings: EngineSettings) -> dict[str, Any]:
     server_settings = {
         # Tells this service's sessions apart in pg_stat_activity and the logs.
         "application_name": settings.application_name,
@@ -181,7 +215,7 @@ _POOL_ONLY_OPTIONS = (
 )
 
 
-def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
+def create_engine(settings: EngineSettings, *, pooled: bool = True) -> AsyncEngine:
     """Build the process's engine; it connects lazily, on the first checkout.
 
     `pooled=False` gives one-shot commands (migrations, seeding) a connection that is
@@ -212,7 +246,7 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
         pool = engine.sync_engine.pool
         if isinstance(pool, MeteredPool):
             pool.linger_overflow(settings.pool_overflow_linger)
-        instrument_pool(pool)
+            count_pool_events(pool)
         if not settings.pool_pre_ping and settings.pool_ping_after_idle > 0:
             ping_idle_connections(pool, engine.dialect, settings.pool_ping_after_idle)
     return engine

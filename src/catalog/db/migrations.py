@@ -1,80 +1,26 @@
-"""Alembic, driven from code: upgrade a database, and tell whether its schema is current."""
+"""Alembic, driven from code: upgrade a database, and tell whether its schema is current.
 
-from dataclasses import dataclass
+The kit knows no model and no migration script: the application hands it both, as a
+`Migrations` (catalog's is `catalog.models.migrations`).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, MetaData, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import catalog
-from catalog.models import Base
+__all__ = ["Migrations", "SchemaState"]
 
-__all__ = [
-    "SEARCH_OBJECTS",
-    "SchemaState",
-    "alembic_config",
-    "downgrade",
-    "is_schema_object",
-    "migrations_dir",
-    "missing_indexes",
-    "schema_state",
-    "upgrade",
-]
-
-
-# Full-text search objects that each dialect spells its own way (migration 0004); they
-# are not in the models, and model/migration comparisons leave them out.
-SEARCH_OBJECTS = frozenset(
-    {"search_vector", "ix_products_search_vector", "ix_products_fulltext", "products_fts"}
+# SQLAlchemy's inspector lists no triggers.
+_SQLITE_TRIGGERS = text(
+    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table"
 )
-
-
-def is_schema_object(name: str | None) -> bool:
-    """False for the search objects the models do not describe (see SEARCH_OBJECTS)."""
-    return name is None or not (name in SEARCH_OBJECTS or name.startswith("products_fts_"))
-
-
-def migrations_dir() -> Path:
-    """Where the migration scripts are: inside the package when installed from a wheel,
-    at the top of the source tree otherwise."""
-    package_dir = Path(catalog.__file__).resolve().parent
-    for candidate in (package_dir / "_migrations", package_dir.parent.parent / "migrations"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise FileNotFoundError(f"no Alembic migrations found next to {package_dir}")
-
-
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An Alembic config for the packaged migrations; `connection` runs them on it."""
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir()))
-    if connection is not None:
-        config.attributes["connection"] = connection
-    return config
-
-
-def _upgrade(connection: Connection, revision: str) -> None:
-    command.upgrade(alembic_config(connection), revision)
-
-
-def _downgrade(connection: Connection, revision: str) -> None:
-    command.downgrade(alembic_config(connection), revision)
-
-
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Apply the migrations up to `revision` through `engine`."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade, revision)
-
-
-async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    """Revert the migrations down to `revision` ("base": all of them)."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_downgrade, revision)
 
 
 @dataclass(frozen=True)
@@ -104,54 +50,79 @@ class SchemaState:
         )
 
 
-def _schema_state(connection: Connection) -> SchemaState:
-    script = ScriptDirectory.from_config(alembic_config())
-    current = MigrationContext.configure(connection).get_current_heads()
-    return SchemaState(
-        current=frozenset(current),
-        expected=frozenset(script.get_heads()),
-        known=frozenset(revision.revision for revision in script.walk_revisions()),
-    )
+@dataclass(frozen=True)
+class Migrations:
+    """A directory of Alembic scripts and the metadata of the models they build."""
 
+    script_location: Path
+    metadata: MetaData
+    # What the scripts create beyond the models, spelled per dialect (full-text search):
+    # indexes by dialect name, then table; SQLite triggers by table.
+    extra_indexes: Mapping[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
+    sqlite_triggers: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Names of objects the models do not describe, which model/migration comparisons
+    # (autogenerate, the tests) leave out.
+    unmodelled: frozenset[str] = frozenset()
+    unmodelled_prefixes: tuple[str, ...] = ()
 
-async def schema_state(engine: AsyncEngine) -> SchemaState:
-    """Compare the database's Alembic revision with the code's head."""
-    async with engine.connect() as connection:
-        return await connection.run_sync(_schema_state)
-
-
-# What migration 0004 creates for full-text search, per dialect, beyond the models.
-_SEARCH_INDEXES = {
-    "postgresql": {"ix_products_search_vector"},
-    "mysql": {"ix_products_fulltext"},
-    "mariadb": {"ix_products_fulltext"},
-}
-_SQLITE_SEARCH_TRIGGERS = {"products_fts_insert", "products_fts_delete", "products_fts_update"}
-
-
-def _missing_indexes(connection: Connection) -> list[str]:
-    dialect = connection.dialect.name
-    inspector = inspect(connection)
-    missing = []
-    for table in Base.metadata.sorted_tables:
-        present = {index["name"] for index in inspector.get_indexes(table.name)}
-        expected = {str(index.name) for index in table.indexes if index.name is not None}
-        if table.name == "products":
-            expected |= _SEARCH_INDEXES.get(dialect, set())
-        missing += [f"index {name} on {table.name}" for name in sorted(expected - present)]
-    if dialect == "sqlite":
-        triggers = set(
-            connection.exec_driver_sql(
-                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'products'"
-            ).scalars()
+    def is_modelled(self, name: str | None) -> bool:
+        """False for the objects the models do not describe (Alembic's include_name)."""
+        return name is None or not (
+            name in self.unmodelled or name.startswith(self.unmodelled_prefixes)
         )
-        missing += [f"trigger {name}" for name in sorted(_SQLITE_SEARCH_TRIGGERS - triggers)]
-    return missing
 
+    def config(self, connection: Connection | None = None) -> Config:
+        """An Alembic config for these scripts; `connection` runs them on it."""
+        config = Config()
+        config.set_main_option("script_location", str(self.script_location))
+        if connection is not None:
+            config.attributes["connection"] = connection
+        return config
 
-async def missing_indexes(engine: AsyncEngine) -> list[str]:
-    """The indexes (and SQLite's full-text triggers) the migrations create that the
-    database lacks: a MariaDB bulk load killed midway leaves them dropped (catalog.db.bulk).
-    Only meaningful on a schema at the code's revision."""
-    async with engine.connect() as connection:
-        return await connection.run_sync(_missing_indexes)
+    async def upgrade(self, engine: AsyncEngine, revision: str = "head") -> None:
+        """Apply the migrations up to `revision` through `engine`."""
+        async with engine.begin() as connection:
+            await connection.run_sync(lambda sync: command.upgrade(self.config(sync), revision))
+
+    async def downgrade(self, engine: AsyncEngine, revision: str) -> None:
+        """Revert the migrations down to `revision` ("base": all of them)."""
+        async with engine.begin() as connection:
+            await connection.run_sync(lambda sync: command.downgrade(self.config(sync), revision))
+
+    async def state(self, engine: AsyncEngine) -> SchemaState:
+        """Compare the database's Alembic revision with the scripts' head."""
+        async with engine.connect() as connection:
+            return await connection.run_sync(self._state)
+
+    def _state(self, connection: Connection) -> SchemaState:
+        script = ScriptDirectory.from_config(self.config())
+        current = MigrationContext.configure(connection).get_current_heads()
+        return SchemaState(
+            current=frozenset(current),
+            expected=frozenset(script.get_heads()),
+            known=frozenset(revision.revision for revision in script.walk_revisions()),
+        )
+
+    async def missing_indexes(self, engine: AsyncEngine) -> list[str]:
+        """The indexes (and SQLite triggers) the migrations create that the database
+        lacks: a MariaDB bulk load killed midway leaves them dropped (catalog.db.bulk).
+        Only meaningful on a schema at the scripts' head."""
+        async with engine.connect() as connection:
+            return await connection.run_sync(self._missing_indexes)
+
+    def _missing_indexes(self, connection: Connection) -> list[str]:
+        dialect = connection.dialect.name
+        inspector = inspect(connection)
+        extra = self.extra_indexes.get(dialect, {})
+        missing = []
+        for table in self.metadata.sorted_tables:
+            present = {index["name"] for index in inspector.get_indexes(table.name)}
+            expected = {str(index.name) for index in table.indexes if index.name is not None}
+            expected |= extra.get(table.name, frozenset())
+            missing += [f"index {name} on {table.name}" for name in sorted(expected - present)]
+        if dialect == "sqlite":
+            for table_name, wanted in self.sqlite_triggers.items():
+                found = connection.execute(_SQLITE_TRIGGERS, {"table": table_name}).scalars()
+                triggers = set(found)
+                missing += [f"trigger {name}" for name in sorted(wanted - triggers)]
+        return missing

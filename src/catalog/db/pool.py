@@ -1,10 +1,15 @@
-"""A pool that reports what it does: checkouts, waits, hold times, timeouts, connects."""
+"""A pool that reports what it does: checkouts, waits, timeouts, connects.
+
+The pool counts; it does not know who listens. `catalog.metrics` subscribes to its
+waits (`MeteredPool.listeners`) and to SQLAlchemy's pool events.
+"""
 
 import asyncio
 import contextlib
 import time
 from collections import deque
-from typing import Any, Generic, TypeVar, cast
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Dialect, event
@@ -13,18 +18,17 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, Po
 from sqlalchemy.util.concurrency import await_only
 from sqlalchemy.util.queue import Empty, Full
 
-from catalog import metrics
-
 __all__ = [
+    "CheckoutListener",
     "FairQueue",
     "MeteredPool",
+    "PoolCounts",
     "PoolSnapshot",
-    "instrument_pool",
+    "count_pool_events",
     "ping_idle_connections",
     "pool_snapshot",
 ]
 
-_CHECKOUT_KEY = "catalog.checked_out_at"
 _CHECKIN_KEY = "catalog.checked_in_at"
 
 
@@ -131,6 +135,25 @@ def _expire(waiter: "asyncio.Future[Any]") -> None:
         waiter.set_exception(Empty())
 
 
+class CheckoutListener(Protocol):
+    """Told of every checkout's wait (catalog.metrics is one)."""
+
+    def checkout_started(self) -> None:
+        """A request starts waiting for a connection."""
+
+    def checkout_ended(self, waited: float, timed_out: bool) -> None:
+        """It got one after `waited` seconds, or gave up (pool timeout)."""
+
+
+@dataclass
+class PoolCounts:
+    """Since the engine was created; one object shared by the pools dispose() swaps in."""
+
+    connects: int = 0
+    invalidations: int = 0
+    checkout_timeouts: int = 0
+
+
 class MeteredPool(AsyncAdaptedQueuePool):
     """SQLAlchemy's asyncio queue pool, first come first served, timed and counted, whose
     overflow connections may linger idle for a while instead of closing at once."""
@@ -140,10 +163,9 @@ class MeteredPool(AsyncAdaptedQueuePool):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.waiting = 0
-        self.checkout_timeouts = 0
-        self.connects = 0
-        self.invalidations = 0
+        self.counts = PoolCounts()
         self.overflow_linger = 0.0
+        self.listeners: list[CheckoutListener] = []
 
     @property
     def _idle(self) -> FairQueue[ConnectionPoolEntry]:
@@ -187,25 +209,28 @@ class MeteredPool(AsyncAdaptedQueuePool):
     def connect(self) -> PoolProxiedConnection:
         started = time.perf_counter()
         self.waiting += 1
-        metrics.POOL_WAITING.inc()
+        for listener in self.listeners:
+            listener.checkout_started()
+        timed_out = False
         try:
             return super().connect()
         except sa_exc.TimeoutError:
-            self.checkout_timeouts += 1
-            metrics.CHECKOUT_TIMEOUTS.inc()
+            self.counts.checkout_timeouts += 1
+            timed_out = True
             raise
         finally:
             self.waiting -= 1
-            metrics.POOL_WAITING.dec()
-            metrics.CHECKOUT_WAIT.observe(time.perf_counter() - started)
+            waited = time.perf_counter() - started
+            for listener in self.listeners:
+                listener.checkout_ended(waited, timed_out)
 
     def recreate(self) -> "MeteredPool":
-        # Keep the counts across dispose(), which swaps in a new pool of the same class.
+        # dispose() swaps in a new pool of the same class, with the same event
+        # listeners: the same counts and checkout listeners too.
         new = super().recreate()
         assert isinstance(new, MeteredPool)
-        new.checkout_timeouts = self.checkout_timeouts
-        new.connects = self.connects
-        new.invalidations = self.invalidations
+        new.counts = self.counts
+        new.listeners = self.listeners
         new.linger_overflow(self.overflow_linger)
         return new
 
@@ -225,13 +250,6 @@ class PoolSnapshot(BaseModel):
     checkout_timeouts: int = Field(description="Requests that got no connection in time")
 
 
-def _update_gauges(pool: Pool) -> None:
-    if isinstance(pool, AsyncAdaptedQueuePool):
-        metrics.POOL_SIZE.set(pool.size())
-        metrics.POOL_CHECKED_OUT.set(pool.checkedout())
-        metrics.POOL_OVERFLOW.set(max(pool.overflow(), 0))
-
-
 def ping_idle_connections(pool: Pool, dialect: Dialect, after_seconds: float) -> None:
     """Ping a connection on checkout if it sat idle in the pool longer than `after_seconds`.
 
@@ -239,6 +257,10 @@ def ping_idle_connections(pool: Pool, dialect: Dialect, after_seconds: float) ->
     outlived a database restart during a quiet spell is found dead here and replaced,
     instead of failing the request that would have used it.
     """
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKIN_KEY] = time.monotonic()
 
     @event.listens_for(pool, "checkout")
     def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
@@ -254,39 +276,18 @@ def ping_idle_connections(pool: Pool, dialect: Dialect, after_seconds: float) ->
             raise
 
 
-def instrument_pool(pool: Pool) -> None:
-    """Feed the pool's events to the metrics (dispose() keeps them on the new pool)."""
-    _update_gauges(pool)
+def count_pool_events(pool: MeteredPool) -> None:
+    """Keep the pool's counts of connects and invalidations (dispose() keeps these
+    listeners, and the counts, on the new pool)."""
+    counts = pool.counts
 
     @event.listens_for(pool, "connect")
     def _connected(_dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        metrics.CONNECTS.inc()
-        if isinstance(pool, MeteredPool):
-            pool.connects += 1
-
-    @event.listens_for(pool, "checkout")
-    def _checked_out(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
-        record.info[_CHECKOUT_KEY] = (time.perf_counter(), metrics.current_route())
-        _update_gauges(pool)
-
-    @event.listens_for(pool, "checkin")
-    def _checked_in(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        record.info[_CHECKIN_KEY] = time.monotonic()
-        checked_out = record.info.pop(_CHECKOUT_KEY, None)
-        if checked_out is not None:
-            started, route = checked_out
-            metrics.CONNECTION_HOLD.labels(route).observe(time.perf_counter() - started)
-        _update_gauges(pool)
+        counts.connects += 1
 
     @event.listens_for(pool, "invalidate")
     def _invalidated(_dbapi_connection: Any, _record: ConnectionPoolEntry, _exc: Any) -> None:
-        metrics.INVALIDATIONS.inc()
-        if isinstance(pool, MeteredPool):
-            pool.invalidations += 1
-
-    @event.listens_for(pool, "close")
-    def _closed(_dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        metrics.DISCONNECTS.inc()
+        counts.invalidations += 1
 
 
 def pool_snapshot(pool: Pool) -> PoolSnapshot:
@@ -313,7 +314,7 @@ def pool_snapshot(pool: Pool) -> PoolSnapshot:
         checked_in=pool.checkedin(),
         overflow=max(pool.overflow(), 0),
         waiting=metered.waiting if metered else 0,
-        connects=metered.connects if metered else 0,
-        invalidations=metered.invalidations if metered else 0,
-        checkout_timeouts=metered.checkout_timeouts if metered else 0,
+        connects=metered.counts.connects if metered else 0,
+        invalidations=metered.counts.invalidations if metered else 0,
+        checkout_timeouts=metered.counts.checkout_timeouts if metered else 0,
     )

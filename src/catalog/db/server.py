@@ -1,28 +1,36 @@
-"""Checks made once when the service starts, before it accepts a request.
-
-`catalog doctor` runs the same checks and prints what it found.
-"""
+"""What the database server is and allows: its version, its connection limit, and
+whether the pool's settings fit them. The service checks them at start
+(catalog.startup); `catalog doctor` prints them."""
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from catalog.config import Settings
-from catalog.db.migrations import schema_state
-
 __all__ = [
+    "BudgetSettings",
     "ConnectionBudget",
     "ServerFacts",
-    "StartupCheckError",
-    "check_database",
     "connection_budget",
+    "recycle_problem",
     "server_facts",
 ]
 
 
-class StartupCheckError(RuntimeError):
-    """The database is not fit to be served; the message says what to do."""
+class BudgetSettings(Protocol):
+    """The settings the checks read (catalog.config.Settings is one)."""
+
+    @property
+    def workers(self) -> int: ...
+    @property
+    def pool_size(self) -> int: ...
+    @property
+    def max_overflow(self) -> int: ...
+    @property
+    def connection_reserve(self) -> int: ...
+    @property
+    def pool_recycle(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,7 @@ class ConnectionBudget:
         )
 
 
-def connection_budget(settings: Settings, facts: ServerFacts) -> ConnectionBudget:
+def connection_budget(settings: BudgetSettings, facts: ServerFacts) -> ConnectionBudget:
     """The budget of `settings` against the server described by `facts`."""
     return ConnectionBudget(
         workers=settings.workers,
@@ -121,7 +129,8 @@ def connection_budget(settings: Settings, facts: ServerFacts) -> ConnectionBudge
     )
 
 
-def _recycle_problem(settings: Settings, facts: ServerFacts) -> str | None:
+def recycle_problem(settings: BudgetSettings, facts: ServerFacts) -> str | None:
+    """Why pooled connections would be cut by the server while idle, if they would."""
     if facts.wait_timeout is None:
         return None
     if 0 < settings.pool_recycle < facts.wait_timeout:
@@ -131,17 +140,3 @@ def _recycle_problem(settings: Settings, facts: ServerFacts) -> str | None:
         f"wait_timeout ({facts.wait_timeout} s), or pooled connections will be closed by "
         "the server while idle; lower CATALOG_POOL_RECYCLE"
     )
-
-
-async def check_database(engine: AsyncEngine, settings: Settings) -> None:
-    """Refuse to start on a schema that is not the code's, a pool the server would cut,
-    or more connections than the server accepts."""
-    state = await schema_state(engine)
-    if not state.is_current:
-        raise StartupCheckError(f"catalog cannot start: {state.problem()}")
-    facts = await server_facts(engine)
-    if problem := _recycle_problem(settings, facts):
-        raise StartupCheckError(f"catalog cannot start: {problem}")
-    budget = connection_budget(settings, facts)
-    if settings.connection_budget_check and not budget.ok:
-        raise StartupCheckError(f"catalog cannot start: {budget.describe()}")
