@@ -39,8 +39,8 @@ from catalog.config import Settings
 from catalog.db.engine import create_engine
 from catalog.db.session import create_sessionmaker
 from catalog.products import repository
+from catalog.products.repository import count_all
 from catalog.products.schemas import ProductFilters, ProductSort
-from catalog.products.seed import count_products
 
 DEPTH_ROWS = 200_000  # 10,000 pages of 20
 SORTS = ("id", "name", "price", "-created_at")
@@ -173,7 +173,7 @@ async def plans(url: str) -> list[str]:
 async def prepare(url: str, products: int, reuse: bool) -> None:
     engine = create_engine(Settings(database_url=url, statement_timeout=600), pooled=False)
     try:
-        if reuse and await count_products(engine) == products:
+        if reuse and await count_all(engine) == products:
             return
     except DBAPIError:
         pass  # no schema yet: make one

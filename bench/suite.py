@@ -71,7 +71,7 @@ from sqlalchemy.exc import DBAPIError
 from catalog.config import Settings
 from catalog.db.engine import create_engine
 from catalog.products.models import Product
-from catalog.products.seed import count_products
+from catalog.products.repository import count_all
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINES = REPO / "bench" / "baselines"
@@ -239,7 +239,7 @@ async def prepare_data(url: str, products: int, reuse: bool) -> str:
     stock; returns an admin token for POST /orders."""
     engine = create_engine(Settings(database_url=url), pooled=False)
     try:
-        ready = reuse and await count_products(engine) == products
+        ready = reuse and await count_all(engine) == products
     except DBAPIError:  # no schema yet: seed one
         ready = False
     finally:

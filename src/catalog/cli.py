@@ -40,6 +40,7 @@ from catalog.db.server import ServerFacts, connection_budget, server_facts
 from catalog.db.session import create_sessionmaker
 from catalog.errors import ConflictError
 from catalog.models import migrations
+from catalog.products import repository as products_repository
 from catalog.products import seed as product_seed
 from catalog.products import transfer
 from catalog.products.export import ExportFormat
@@ -395,7 +396,7 @@ def export_products(
     file_type = _file_type(file, file_format)
 
     async def work(engine: AsyncEngine) -> int:
-        total = await product_seed.count_products(engine)
+        total = await products_repository.count_all(engine)
         with _progress(f"exporting to {file.name}", total, "rows") as advance:
             return await transfer.export_file(
                 engine, file, file_type=file_type, on_progress=lambda rows: advance(rows, rows)
@@ -415,7 +416,7 @@ def seed(
     """Add deterministic demo products to an empty catalog."""
 
     async def work(engine: AsyncEngine) -> int:
-        existing = await product_seed.count_products(engine)
+        existing = await products_repository.count_all(engine)
         if existing:
             if if_empty:
                 return 0

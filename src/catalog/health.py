@@ -5,11 +5,10 @@ from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.config import SettingsDep
 from catalog.db.pool import PoolSnapshot, pool_snapshot
+from catalog.db.server import round_trip
 from catalog.db.session import EngineDep
 from catalog.errors import ServiceUnavailableError, problem_responses
 from catalog.operators import OperatorsOnly
@@ -29,11 +28,6 @@ async def live() -> HealthStatus:
     return HealthStatus()
 
 
-async def _round_trip(engine: AsyncEngine) -> None:
-    async with engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
-
-
 # Probes given up on, still cleaning up (closing a connection to a hung server can
 # take seconds); kept referenced so they finish in the background.
 _abandoned_probes: set[asyncio.Task[None]] = set()
@@ -48,7 +42,7 @@ def _forget(task: asyncio.Task[None]) -> None:
 @router.get("/ready", responses=problem_responses(503))
 async def ready(engine: EngineDep, settings: SettingsDep) -> HealthStatus:
     """The database answers a round trip within `CATALOG_READY_TIMEOUT` seconds; 503 if not."""
-    probe = asyncio.create_task(_round_trip(engine))
+    probe = asyncio.create_task(round_trip(engine))
     done, _ = await asyncio.wait({probe}, timeout=settings.ready_timeout)
     if not done:
         # Answer now: asyncio.wait_for would also wait for the cancelled probe to clean

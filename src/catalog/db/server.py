@@ -14,6 +14,7 @@ __all__ = [
     "ServerFacts",
     "connection_budget",
     "recycle_problem",
+    "round_trip",
     "server_facts",
 ]
 
@@ -40,6 +41,15 @@ class ServerFacts:
     max_connections: int | None
     connections_in_use: int | None
     wait_timeout: int | None  # MariaDB/MySQL only
+
+
+async def round_trip(engine: AsyncEngine) -> None:
+    """One statement to the server and back, on a connection from the engine's pool."""
+    async with engine.connect() as connection:
+        await connection.execute(_ROUND_TRIP)
+
+
+_ROUND_TRIP = text("SELECT 1")
 
 
 async def _scalar(connection: AsyncConnection, sql: str) -> object:

@@ -1,7 +1,6 @@
-"""Every query on orders, and the stock changes they make to products."""
+"""Every query on orders (their stock changes are queries on products: products.repository)."""
 
-from collections.abc import Iterable, Sequence
-from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, select, update
@@ -9,65 +8,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.db.base import utcnow
 from catalog.orders.models import Order, OrderStatus
-from catalog.products.models import Product
 
 __all__ = [
     "add",
     "cancel_if_placed",
     "count_for_user",
-    "existing_product_ids",
     "get_by_idempotency_key",
     "get_for_user",
     "list_for_user",
-    "prices",
-    "restore_stock",
-    "take_stock",
 ]
-
-
-async def take_stock(session: AsyncSession, product_id: int, quantity: int) -> bool:
-    """Take `quantity` units if that many are in stock, in one guarded statement.
-
-    UPDATE ... WHERE stock >= :quantity never oversells, whatever the isolation level
-    (MariaDB's REPEATABLE READ would lose updates with a read then a write), and works
-    where SELECT ... FOR UPDATE does not exist (SQLite). It also locks the row until
-    the transaction ends, so the price read next is the one this order pays.
-    """
-    statement = (
-        update(Product)
-        .where(Product.id == product_id, Product.stock >= quantity)
-        .values(stock=Product.stock - quantity, version=Product.version + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    result = cast(CursorResult[Any], await session.execute(statement))
-    return result.rowcount == 1
-
-
-async def restore_stock(
-    session: AsyncSession, product_id: int, quantity: int, *, at_most: int
-) -> bool:
-    """Give back `quantity` units (a cancelled order) if the stock stays at or below
-    `at_most`; False if it would not (or the product is gone)."""
-    statement = (
-        update(Product)
-        .where(Product.id == product_id, Product.stock <= at_most - quantity)
-        .values(stock=Product.stock + quantity, version=Product.version + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    result = cast(CursorResult[Any], await session.execute(statement))
-    return result.rowcount == 1
-
-
-async def existing_product_ids(session: AsyncSession, product_ids: Iterable[int]) -> set[int]:
-    """Which of `product_ids` exist."""
-    statement = select(Product.id).where(Product.id.in_(list(product_ids)))
-    return set((await session.scalars(statement)).all())
-
-
-async def prices(session: AsyncSession, product_ids: Iterable[int]) -> dict[int, Decimal]:
-    """The current price of each product."""
-    statement = select(Product.id, Product.price).where(Product.id.in_(list(product_ids)))
-    return {row.id: row.price for row in await session.execute(statement)}
 
 
 async def add(session: AsyncSession, order: Order) -> Order:

@@ -12,6 +12,7 @@ from catalog.errors import ConflictError, NotFoundError, ValidationError
 from catalog.orders import repository
 from catalog.orders.models import Order, OrderLine, OrderStatus
 from catalog.orders.schemas import OrderCreate, OrderPage, OrderRead
+from catalog.products import repository as products
 from catalog.products.schemas import MAX_STOCK
 
 __all__ = ["cancel", "get", "list_orders", "place"]
@@ -47,17 +48,17 @@ async def _take_stock_and_write(
     short = [
         line.product_id
         for line in lines
-        if not await repository.take_stock(session, line.product_id, line.quantity)
+        if not await products.take_stock(session, line.product_id, line.quantity)
     ]
     if short:
         # Raising rolls the whole request back: the stock taken for other lines returns.
-        existing = await repository.existing_product_ids(session, short)
+        existing = await products.existing_ids(session, short)
         if unknown := [product_id for product_id in short if product_id not in existing]:
             raise NotFoundError(f"There is no product with id {unknown[0]}.", unknown=unknown)
         raise ConflictError(
             "Not enough stock for some products; nothing was ordered.", short_of_stock=short
         )
-    prices = await repository.prices(session, (line.product_id for line in lines))
+    prices = await products.prices(session, (line.product_id for line in lines))
     order = Order(
         user_id=user_id,
         status=OrderStatus.PLACED.value,
@@ -129,7 +130,7 @@ async def cancel(*, session: AsyncSession, user_id: int, order_id: int) -> Order
         raise ConflictError(f"Order {order_id} is already cancelled.")
     order = await get(session=session, user_id=user_id, order_id=order_id)
     for line in sorted(order.lines, key=lambda line: line.product_id):
-        if not await repository.restore_stock(
+        if not await products.restore_stock(
             session, line.product_id, line.quantity, at_most=MAX_STOCK
         ):
             # Raising rolls the whole cancel back: the order stays placed, nothing changes.

@@ -36,8 +36,7 @@ class Product(TimestampMixin, Base):
     price: Mapped[Decimal] = mapped_column(Money())
     stock: Mapped[int] = mapped_column(Integer, default=0)
     category: Mapped[str | None] = mapped_column(ExactString(100))
-    # Bumped by the ORM on every UPDATE, which also carries `WHERE version = <read>`:
-    # a concurrent change makes the update match no row instead of being lost.
+    # The product's ETag: 1 when created, one more with every change, which
+    # products.repository makes in one guarded UPDATE (`WHERE version IN (<If-Match>)`),
+    # so a concurrent change is refused with 412 instead of being lost.
     version: Mapped[int] = mapped_column(Integer)
-
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012

@@ -1,11 +1,13 @@
-"""Every query on the products table.
+"""Every query on the products table, the stock changes of orders included.
 
 Reads for public routes take the request's Reader and return rows (Core); writes, and
-the reads that serve them, take its session and ORM objects.
+the reads that serve them, take its session and ORM objects; bulk work (import, seed)
+takes a connection. Every change to a product moves its version here (`_changed`).
 """
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -16,12 +18,15 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    exists,
     func,
+    insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from catalog.db.base import utcnow
 from catalog.db.explain import Explain
@@ -32,15 +37,30 @@ from catalog.products.search import Search, search
 
 __all__ = [
     "add",
+    "count_all",
     "count_matching",
     "delete_if_version",
     "estimate_matching",
+    "existing_ids",
     "get",
+    "is_empty",
     "list_page",
     "page_after",
+    "prices",
     "read",
+    "rebuild_text_index",
+    "restore_stock",
+    "take_stock",
     "update_if_version",
+    "upsert",
 ]
+
+
+def _changed(**values: Any) -> dict[str, Any]:
+    """`values`, and what every change to a product also sets: the next version (its
+    ETag, which If-Match compares) and the time of the change. The one place both move;
+    each change is one guarded UPDATE, so the ORM's own versioning is not used."""
+    return {**values, "version": Product.version + 1, "updated_at": utcnow()}
 
 
 async def get(session: AsyncSession, product_id: int) -> Product | None:
@@ -213,7 +233,7 @@ async def update_if_version(
     statement = (
         update(Product)
         .where(Product.id == product_id)
-        .values(**values, version=Product.version + 1, updated_at=utcnow())
+        .values(_changed(**values))
         .execution_options(synchronize_session=False)
     )
     if versions is not None:
@@ -233,3 +253,103 @@ async def delete_if_version(
         statement = statement.where(Product.version.in_(versions))
     result = cast(CursorResult[Any], await session.execute(statement))
     return result.rowcount == 1
+
+
+async def take_stock(session: AsyncSession, product_id: int, quantity: int) -> bool:
+    """Take `quantity` units if that many are in stock, in one guarded statement.
+
+    UPDATE ... WHERE stock >= :quantity never oversells, whatever the isolation level
+    (MariaDB's REPEATABLE READ would lose updates with a read then a write), and works
+    where SELECT ... FOR UPDATE does not exist (SQLite). It also locks the row until
+    the transaction ends, so the price read next is the one this order pays.
+    """
+    statement = (
+        update(Product)
+        .where(Product.id == product_id, Product.stock >= quantity)
+        .values(_changed(stock=Product.stock - quantity))
+        .execution_options(synchronize_session=False)
+    )
+    result = cast(CursorResult[Any], await session.execute(statement))
+    return result.rowcount == 1
+
+
+async def restore_stock(
+    session: AsyncSession, product_id: int, quantity: int, *, at_most: int
+) -> bool:
+    """Give back `quantity` units (a cancelled order) if the stock stays at or below
+    `at_most`; False if it would not (or the product is gone)."""
+    statement = (
+        update(Product)
+        .where(Product.id == product_id, Product.stock <= at_most - quantity)
+        .values(_changed(stock=Product.stock + quantity))
+        .execution_options(synchronize_session=False)
+    )
+    result = cast(CursorResult[Any], await session.execute(statement))
+    return result.rowcount == 1
+
+
+async def existing_ids(session: AsyncSession, product_ids: Iterable[int]) -> set[int]:
+    """Which of `product_ids` exist."""
+    statement = select(Product.id).where(Product.id.in_(list(product_ids)))
+    return set((await session.scalars(statement)).all())
+
+
+async def prices(session: AsyncSession, product_ids: Iterable[int]) -> dict[int, Decimal]:
+    """The current price of each product."""
+    statement = select(Product.id, Product.price).where(Product.id.in_(list(product_ids)))
+    return {row.id: row.price for row in await session.execute(statement)}
+
+
+_UPSERTED = ("name", "description", "price", "stock", "category")
+
+
+async def upsert(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows`, updating the products whose SKU exists (a new version each).
+
+    PostgreSQL and SQLite: one statement run as an executemany, compiled once and cached
+    (asyncpg and sqlite3 run it prepared, row by row in C). MySQL/MariaDB: one
+    multi-row statement per batch, because the MySQL drivers' executemany batching
+    cannot parse ON DUPLICATE KEY UPDATE. Elsewhere plain inserts: a taken SKU is an error.
+    """
+    dialect = connection.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        make: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = make(Product)
+        excluded = statement.excluded
+        upserted = statement.on_conflict_do_update(
+            index_elements=["sku"], set_=_changed(**{name: excluded[name] for name in _UPSERTED})
+        )
+        await connection.execute(upserted, rows)
+    elif dialect in ("mysql", "mariadb"):
+        my_insert = mysql.insert(Product).values(rows)
+        inserted = my_insert.inserted
+        await connection.execute(
+            my_insert.on_duplicate_key_update(
+                _changed(**{name: inserted[name] for name in _UPSERTED})
+            )
+        )
+    else:
+        await connection.execute(insert(Product), rows)
+
+
+async def count_all(engine: AsyncEngine) -> int:
+    """How many products the database holds."""
+    async with engine.connect() as connection:
+        return (await connection.execute(select(func.count()).select_from(Product))).scalar_one()
+
+
+async def is_empty(connection: AsyncConnection) -> bool:
+    """True when there is no product at all."""
+    return not (await connection.execute(select(exists().select_from(Product)))).scalar_one()
+
+
+async def rebuild_text_index(connection: AsyncConnection) -> None:
+    """Fill the text index from the products table, after a bulk load that bypassed it.
+
+    Only SQLite's FTS5 table needs it (its triggers were dropped for the load); the
+    other dialects' text indexes are ordinary indexes, rebuilt with the rest.
+    """
+    if connection.dialect.name == "sqlite":
+        await connection.exec_driver_sql(
+            "INSERT INTO products_fts(products_fts) VALUES ('rebuild')"
+        )

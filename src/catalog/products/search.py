@@ -18,11 +18,10 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.dialects.mysql import match as mysql_match
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from catalog.products.models import Product
 
-__all__ = ["Search", "rebuild_text_index", "search"]
+__all__ = ["Search", "search"]
 
 # A query is read as PostgreSQL's websearch_to_tsquery reads it, on every database:
 # words must all match; "a quoted phrase" matches its words in that order; a word or
@@ -159,15 +158,3 @@ def search(dialect: str, q: str) -> Search:
         ),
         rank=literal(0.0),
     )
-
-
-async def rebuild_text_index(connection: AsyncConnection) -> None:
-    """Fill the text index from the products table, after a bulk load that bypassed it.
-
-    Only SQLite's FTS5 table needs it (its triggers were dropped for the load); the
-    other dialects' text indexes are ordinary indexes, rebuilt with the rest.
-    """
-    if connection.dialect.name == "sqlite":
-        await connection.exec_driver_sql(
-            "INSERT INTO products_fts(products_fts) VALUES ('rebuild')"
-        )

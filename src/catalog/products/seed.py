@@ -9,7 +9,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any, cast
 
-from sqlalchemy import Table, exists, func, select
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.bulk import (
@@ -20,10 +20,10 @@ from catalog.db.bulk import (
     storage_rows,
     transactional_ddl,
 )
+from catalog.products import repository
 from catalog.products.models import Product
-from catalog.products.search import rebuild_text_index
 
-__all__ = ["count_products", "demo_products", "seed_products"]
+__all__ = ["demo_products", "seed_products"]
 
 _BATCH_SIZE = 10_000
 _EPOCH = datetime(2019, 1, 1, tzinfo=UTC)
@@ -88,12 +88,6 @@ def demo_products(count: int, seed: int) -> Iterator[dict[str, Any]]:
         yield dict(zip(_COLUMNS, row, strict=True))
 
 
-async def count_products(engine: AsyncEngine) -> int:
-    """How many products the database holds."""
-    async with engine.connect() as connection:
-        return (await connection.execute(select(func.count()).select_from(Product))).scalar_one()
-
-
 async def seed_products(
     engine: AsyncEngine,
     *,
@@ -121,7 +115,7 @@ async def seed_products(
         return storage_rows(table, _COLUMNS, batch, engine.dialect)
 
     async with engine.connect() as connection:
-        if (await connection.execute(select(exists().select_from(table)))).scalar_one():
+        if not await repository.is_empty(connection):
             raise ValueError("seeding needs an empty catalog")
         await connection.commit()
         await begin_bulk(connection)
@@ -138,7 +132,7 @@ async def seed_products(
                         on_progress(done, done / max(time.perf_counter() - started, 1e-9))
             finally:
                 pending.cancel()
-            await rebuild_text_index(connection)
+            await repository.rebuild_text_index(connection)
         await analyze(connection, table.name)
         await connection.commit()
     return done

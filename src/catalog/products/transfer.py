@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from pydantic import Field, ValidationError, field_validator
-from sqlalchemy import insert
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.base import utcnow
 from catalog.db.session import create_sessionmaker
+from catalog.products import repository
 from catalog.products.export import ExportFormat, export_chunks, first_chunk
-from catalog.products.models import Product
 from catalog.products.schemas import ProductCreate
 
 __all__ = ["ImportReport", "OnError", "RowError", "export_file", "file_format", "import_file"]
@@ -135,38 +133,6 @@ def _validated(handle: IO[str], file_type: ExportFormat) -> Iterator[tuple[int, 
             yield number, f"{where}: {first['msg']}"
 
 
-def _upsert(dialect: str, rows: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]] | None]:
-    """The statement that inserts `rows`, updating the products whose SKU exists, in the
-    dialect's own words, and the parameters to run it with (None: the rows are in it).
-
-    PostgreSQL and SQLite: one statement run as an executemany, compiled once and cached
-    (asyncpg and sqlite3 run it prepared, row by row in C). MySQL/MariaDB: one
-    multi-row statement per batch, because the MySQL drivers' executemany batching
-    cannot parse ON DUPLICATE KEY UPDATE.
-    """
-    table = Product.__table__
-    updated = ("name", "description", "price", "stock", "category", "updated_at")
-    if dialect in ("postgresql", "sqlite"):
-        make: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = make(Product)
-        upsert = statement.on_conflict_do_update(
-            index_elements=["sku"],
-            set_={
-                **{name: statement.excluded[name] for name in updated},
-                "version": table.c.version + 1,
-            },
-        )
-        return upsert, rows
-    if dialect in ("mysql", "mariadb"):
-        my_insert = mysql.insert(Product).values(rows)
-        upsert = my_insert.on_duplicate_key_update(
-            **{name: my_insert.inserted[name] for name in updated},
-            version=table.c.version + 1,
-        )
-        return upsert, None
-    return insert(Product), rows  # elsewhere plain inserts: a taken SKU is an error
-
-
 def _values(row: ProductRow) -> dict[str, Any]:
     now = utcnow()
     created = row.created_at or now
@@ -207,8 +173,7 @@ async def import_file(
 
     async def flush() -> None:
         async with engine.begin() as connection:
-            statement, parameters = _upsert(engine.dialect.name, batch)
-            await connection.execute(statement, parameters)
+            await repository.upsert(connection, batch)
         report.written += len(batch)
         batch.clear()
 
