@@ -185,7 +185,7 @@ def _ready(
 
 @contextmanager
 def catalog_server(env: dict[str, str], workers: int = 1) -> Iterator[Server]:
-    """`uvicorn catalog.main:create_app` (no access log) as `catalog serve --workers N`
+    """`uvicorn catalog.main:served_app` (no access log) as `catalog serve --workers N`
     runs it: every worker told the count, several sharing one metrics directory."""
     # The benchmarks read /metrics and /health/pool, closed by default.
     env = {**env, "CATALOG_WORKERS": str(workers), "CATALOG_METRICS_PUBLIC": "true"}
@@ -194,7 +194,7 @@ def catalog_server(env: dict[str, str], workers: int = 1) -> Iterator[Server]:
             env["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="catalog-metrics-")
             )
-        app = "catalog.main:create_app"
+        app = "catalog.main:served_app"
         ready = "/health/ready"
         yield stack.enter_context(
             server_process(app, env, workers=workers, factory=True, ready_path=ready)

@@ -187,7 +187,8 @@ def main() -> None:
             servers = {
                 name: stack.enter_context(
                     server_process(
-                        "catalog.main:create_app",
+                        # The old commit froze the collector in create_app itself.
+                        "catalog.main:served_app" if app_dir is None else "catalog.main:create_app",
                         env,
                         factory=True,
                         app_dir=app_dir,

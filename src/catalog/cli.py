@@ -174,7 +174,7 @@ def serve(
             shared = stack.enter_context(tempfile.TemporaryDirectory(prefix="catalog-metrics-"))
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
         uvicorn.run(
-            "catalog.main:create_app",
+            "catalog.main:served_app",
             factory=True,
             host=host,
             port=port,

@@ -23,7 +23,7 @@ from catalog.startup import check_database
 from catalog.users.router import router as users_router
 from catalog.users.security import PasswordHasher
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "served_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +45,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.reader = Reader(engine)
         app.state.password_hasher = PasswordHasher.from_settings(settings)
         app.state.rate_limits = rate_limits = RateLimits(settings)
-        # What exists now (modules, the app, the engine) lives as long as the process:
-        # take it out of the collector's reach. Otherwise every full collection walks
-        # it all again, a pause of 50 to 90 ms under load here, which lands in the p99.
-        gc.collect()
-        gc.freeze()
+        if app.state.freeze_gc:
+            # What exists now (modules, the app, the engine) lives as long as the
+            # process: out of the collector's reach, no full collection walks it again
+            # (the pauses this saves are in docs/benchmarks.md). Only for an app that
+            # is the process's one app: frozen objects are never freed.
+            gc.collect()
+            gc.freeze()
         yield
     finally:
         stop_watching()
@@ -59,8 +61,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics.mark_worker_stopped()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the ASGI app; the engine is created when it starts, not here."""
+def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> FastAPI:
+    """Build the ASGI app; the engine is created when it starts, not here.
+
+    `freeze_gc`: the app is the process's only one (a server's worker), and what exists
+    when it has started is taken out of the garbage collector's reach (gc.freeze).
+    """
     app = FastAPI(
         title="catalog",
         version=catalog.__version__,
@@ -74,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings or get_settings()
+    app.state.freeze_gc = freeze_gc
     install_error_handling(app)
     # Innermost: the metrics middleware sees the 500 it answers.
     app.add_middleware(UnhandledErrorMiddleware)
@@ -89,3 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users_router)
     app.include_router(orders_router)
     return app
+
+
+def served_app() -> FastAPI:
+    """The app as each worker of `catalog serve` runs it (uvicorn's factory)."""
+    return create_app(freeze_gc=True)
