@@ -4,7 +4,6 @@ import asyncio
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from catalog.db.engine import create_engine
@@ -84,15 +83,19 @@ async def test_mariadb_sends_one_rollback_per_read_and_still_resets_open_transac
     engine = create_engine(backend.settings())
     reader = Reader(engine)
     rollbacks: list[object] = []
-    adapter = AsyncAdapt_dbapi_connection
-    rollback = adapter.rollback
-
-    def counted(self: AsyncAdapt_dbapi_connection) -> None:
-        rollbacks.append(self)
-        rollback(self)
 
     try:
         await reader.scalar_one(text("SELECT 1"))  # connects (and warms up) first
+        async with engine.connect() as connection:
+            # SQLAlchemy's adapter of the driver's connection (its class differs between
+            # SQLAlchemy 2.0 and 2.1).
+            adapter = type((await connection.get_raw_connection()).dbapi_connection)
+        rollback = adapter.rollback
+
+        def counted(self: object) -> None:
+            rollbacks.append(self)
+            rollback(self)
+
         monkeypatch.setattr(adapter, "rollback", counted)
         await reader.all(text("SELECT id FROM products LIMIT 1"))
         # The connection's own; the pool's reset sees no open transaction and sends nothing.

@@ -10,8 +10,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolResetState, StaticPool
 
-from catalog.db import sqlite as _registers_sqlite_inline  # noqa: F401 (sqlite+inline://)
 from catalog.db.pool import MeteredPool, count_pool_events, ping_idle_connections
+from catalog.db.sqlite import is_in_memory  # importing it registers sqlite+inline://
 
 __all__ = ["EngineSettings", "create_engine", "engine_options"]
 
@@ -128,8 +128,8 @@ def _sqlite_options(url: URL, settings: EngineSettings) -> dict[str, Any]:
         # wait (PRAGMA busy_timeout) with aiosqlite, an asyncio wait with sqlite+inline.
         "connect_args": {"timeout": settings.sqlite_busy_timeout},
     }
-    if url.database in (None, "", ":memory:"):
-        # Each connection to ":memory:" would be a new, empty database: share one.
+    if is_in_memory(url):
+        # Each connection would see a new, empty database: share one.
         options.update(poolclass=StaticPool)
         for key in ("pool_size", "max_overflow", "pool_timeout", "pool_use_lifo"):
             options[key] = None

@@ -34,11 +34,17 @@ from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, StaticPool
 from sqlalchemy.util.concurrency import await_only
 
-__all__ = ["SQLiteDialect_inline"]
+__all__ = ["SQLiteDialect_inline", "is_in_memory"]
 
 # sqlite3.SQLITE_BUSY_SNAPSHOT exists only from Python 3.11 on SQLite >= 3.8.
 _BUSY_SNAPSHOT = 5 | (2 << 8)
 _FIRST_WAIT, _LONGEST_WAIT = 0.001, 0.025  # seconds
+
+
+def is_in_memory(url: URL) -> bool:
+    """A database in memory, which each new connection would see empty: `sqlite://`,
+    `:memory:`, or `mode=memory` (as SQLAlchemy's own SQLite dialects tell)."""
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:
@@ -127,7 +133,7 @@ class SQLiteDialect_inline(SQLiteDialect_pysqlite):  # noqa: N801 (SQLAlchemy's 
     @classmethod
     def get_pool_class(cls, url: URL) -> type[Pool]:
         # As aiosqlite's dialect: one shared connection for a database in memory.
-        return AsyncAdaptedQueuePool if cls._is_url_file_db(url) else StaticPool
+        return StaticPool if is_in_memory(url) else AsyncAdaptedQueuePool
 
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
         busy_timeout = float(cparams.pop("timeout", _WaitsForLocks.busy_timeout))
