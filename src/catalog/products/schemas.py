@@ -17,16 +17,18 @@ from pydantic import (
     model_validator,
 )
 
-from catalog.schemas import WHOLE_NUMBER
+from catalog.schemas import WHOLE_NUMBER, UTCTimestamp
 
 __all__ = [
     "CATEGORY",
     "MAX_STOCK",
+    "OFFSET_CAP",
     "PRICE",
     "CountMode",
     "ProductCreate",
     "ProductFilters",
     "ProductPage",
+    "ProductQuery",
     "ProductRead",
     "ProductSort",
     "ProductUpdate",
@@ -199,6 +201,56 @@ class ProductFilters:
     def scope(self, sort: ProductSort) -> str:
         """The query a cursor belongs to."""
         return repr((sort.value, *(getattr(self, name) for name in self.__dataclass_fields__)))
+
+
+# Deeper than this, `offset` is refused with a pointer to `cursor` (the router says so).
+OFFSET_CAP = 10_000
+
+
+class ProductQuery(BaseModel):
+    """The query string of GET /products: filters, order and paging."""
+
+    q: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Full-text search in name and description; results by relevance",
+    )
+    category: str | None = Field(default=None, min_length=1, max_length=100, pattern=CATEGORY)
+    # Strings, so that "10.0000001" is refused rather than rounded; see price_range().
+    price_min: str | None = Field(default=None, pattern=_PRICE_PATTERN, description='e.g. "10.00"')
+    price_max: str | None = Field(default=None, pattern=_PRICE_PATTERN)
+    created_after: UTCTimestamp | None = None
+    created_before: UTCTimestamp | None = None
+    in_stock: bool | None = None
+    sort: ProductSort | None = Field(
+        default=None, description="Default: relevance with q, else id; relevance needs q"
+    )
+    limit: int = Field(default=20, ge=1, le=200)
+    cursor: str | None = Field(
+        default=None, max_length=1024, description="next_cursor of the previous page"
+    )
+    # The cap is checked by the route, to say what to do instead; the schema states it.
+    offset: int = Field(
+        default=0,
+        ge=0,
+        le=2**62,
+        json_schema_extra={"maximum": OFFSET_CAP},
+        description="at most 10,000; deeper: cursor",
+    )
+    count: CountMode = CountMode.NONE
+
+    def filters(self) -> ProductFilters:
+        return ProductFilters(
+            q=self.q,
+            category=self.category,
+            price_min=Decimal(self.price_min) if self.price_min is not None else None,
+            price_max=Decimal(self.price_max) if self.price_max is not None else None,
+            created_after=self.created_after,
+            created_before=self.created_before,
+            in_stock=self.in_stock,
+        )
 
 
 class ProductPage(BaseModel):
