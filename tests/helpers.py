@@ -1,8 +1,10 @@
 """Small helpers shared by the tests."""
 
 import asyncio
+import inspect
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -161,3 +163,54 @@ async def all_checked_in(pool: Pool, within: float) -> None:
         raise AssertionError(f"{out} connections still out after {within} s") from None
     finally:
         event.remove(pool, "checkin", on_checkin)
+
+
+async def until(
+    condition: Callable[[], bool] | Callable[[], Awaitable[bool]],
+    *,
+    within: float,
+    what: str,
+    every: float = 0.02,
+) -> None:
+    """Wait until `condition()` holds, checking every `every` seconds; fail after
+    `within` seconds, saying `what` was awaited. For states no event announces (a
+    statement waiting on a lock at the server, a socket closed by another process)."""
+    deadline = time.monotonic() + within
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {within} s for {what}")
+        await asyncio.sleep(every)
+
+
+async def server_session_waits(backend: "Backend", application_name: str, on: str) -> bool:
+    """Whether a session of `application_name` is at the server, waiting on a lock
+    (`on="lock"`) or running a statement that contains `on`; PostgreSQL and MariaDB."""
+    outsider = create_engine(backend.settings(), pooled=False)
+    try:
+        async with outsider.connect() as connection:
+            if backend.name == "postgresql":
+                sql = (
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :app"
+                    " AND pid <> pg_backend_pid() AND state = 'active' AND "
+                    + ("wait_event_type = 'Lock'" if on == "lock" else "query LIKE :like")
+                )
+                found = await connection.scalar(
+                    text(sql), {"app": application_name, "like": f"%{on}%"}
+                )
+            else:
+                # MariaDB has no application name: any other session will do, tests run
+                # one at a time against the server.
+                sql = (
+                    "SELECT count(*) FROM information_schema.processlist"
+                    " WHERE id <> CONNECTION_ID() AND "
+                    + ("state LIKE '%lock%'" if on == "lock" else "info LIKE :like")
+                )
+                found = await connection.scalar(text(sql), {"like": f"%{on}%"})
+            return bool(found)
+    finally:
+        await outsider.dispose()

@@ -16,6 +16,8 @@ from tests.helpers import (
     only_on,
     product_payload,
     products_locked,
+    server_session_waits,
+    until,
 )
 from tests.servers import Server, catalog_server
 
@@ -38,6 +40,15 @@ def _env(backend: Backend, *, grace_period: int) -> dict[str, str]:
         "CATALOG_APPLICATION_NAME": APP_NAME,
         "CATALOG_SHUTDOWN_GRACE_PERIOD": str(grace_period),
     }
+
+
+async def refuses_connections(base_url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(base_url=base_url) as fresh:
+            await fresh.get("/health/live")
+    except httpx.ConnectError:
+        return True
+    return False
 
 
 async def wait_for_exit(server: Server, within: float) -> int:
@@ -63,12 +74,17 @@ async def test_sigterm_lets_in_flight_requests_finish_then_closes_every_connecti
                 in_flight = asyncio.create_task(
                     client.post("/products", json=product_payload("IN-FLIGHT"))
                 )
-                await asyncio.sleep(0.5)  # the POST now waits on the lock, in the database
+                await until(
+                    lambda: server_session_waits(backend, APP_NAME, "lock"),
+                    within=10,
+                    what="the POST to wait on the lock, in the database",
+                )
                 server.process.send_signal(signal.SIGTERM)
-                await asyncio.sleep(0.5)
-                with pytest.raises(httpx.ConnectError):  # new connections are refused
-                    async with httpx.AsyncClient(base_url=server.base_url) as fresh:
-                        await fresh.get("/health/live")
+                await until(
+                    lambda: refuses_connections(server.base_url),
+                    within=5,
+                    what="new connections to be refused",
+                )
                 assert server.process.poll() is None  # still serving the POST
             response = await in_flight
         assert response.status_code == 201
@@ -88,7 +104,11 @@ async def test_requests_still_running_after_the_grace_period_get_503_and_are_rol
         ) as client:
             async with products_locked(backend):
                 stuck = asyncio.create_task(client.post("/products", json=product_payload("CUT")))
-                await asyncio.sleep(0.5)
+                await until(
+                    lambda: server_session_waits(backend, APP_NAME, "lock"),
+                    within=10,
+                    what="the POST to wait on the lock, in the database",
+                )
                 server.process.send_signal(signal.SIGTERM)
                 # Answered, not cut off: the client knows to retry elsewhere.
                 response = await asyncio.wait_for(stuck, 8)

@@ -16,7 +16,14 @@ from catalog.db.engine import create_engine
 from catalog.db.session import Reader, ReaderDep, SessionDep
 from catalog.products.models import Product
 from tests.conftest import TEST_APPLICATION_NAME, Backend
-from tests.helpers import assert_problem, only_on, product_payload, serving
+from tests.helpers import (
+    assert_problem,
+    only_on,
+    product_payload,
+    server_session_waits,
+    serving,
+    until,
+)
 
 
 @pytest.fixture
@@ -296,7 +303,12 @@ async def test_a_read_cancelled_in_the_database_gives_its_connection_back(
             if engine.sync_engine.pool.checkedout() == 1:  # type: ignore[attr-defined]
                 break
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)  # inside the database now
+        statement = "pg_sleep" if backend.name == "postgresql" else "SLEEP(30)"
+        await until(
+            lambda: server_session_waits(backend, TEST_APPLICATION_NAME, statement),
+            within=10,
+            what="the read to run at the server",
+        )
         read.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(read, 5)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from catalog.config import Settings
 from catalog.users import security
 from tests.conftest import Backend
-from tests.helpers import assert_problem, create_user, product_payload
+from tests.helpers import assert_problem, create_user, product_payload, until
 
 NO_AUTH = {"Authorization": ""}
 
@@ -94,7 +94,8 @@ async def test_sign_ins_beyond_the_hashing_bound_are_503_at_once(
     running = _sign_in(client, "known@example.com")
     await parked.wait_until_inside()
     waiting = _sign_in(client, "known@example.com")  # the one place in the queue
-    await asyncio.sleep(0.05)
+    hasher = app.state.password_hasher
+    await until(lambda: hasher.admitted == 2, within=5, what="the second sign-in to queue")
 
     refused = await asyncio.wait_for(
         client.post(

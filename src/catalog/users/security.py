@@ -53,6 +53,11 @@ class PasswordHasher:
         self._admitted = 0
         self._limit = concurrency + queue
 
+    @property
+    def admitted(self) -> int:
+        """Checks running or waiting for a turn now."""
+        return self._admitted
+
     @classmethod
     def from_settings(cls, settings: Settings) -> "PasswordHasher":
         return cls(
