@@ -129,20 +129,13 @@ class Settings(BaseSettings):
     # Seconds an access token stays valid.
     access_token_ttl: int = Field(default=900, ge=60, le=86_400)
 
-    # Measured with bench/pool_sizing.py (docs/benchmarks.md): one worker is bound by its
-    # own CPU at 2-5 connections on every backend. Writes peaked at 5; pools of 10-20
-    # added no throughput and raised p99 two- to fourfold, because more requests then
-    # interleave on one event loop instead of waiting their turn in the pool's FIFO
-    # queue. The overflow absorbs bursts and slow statements, and goes back to the
-    # server once it has sat idle for pool_overflow_linger: a worker holds at most 10,
-    # so 8 workers fit in PostgreSQL's default max_connections of 100.
-    pool_size: int = Field(default=5, ge=1, le=1000)
-    max_overflow: int = Field(default=5, ge=0, le=1000)
-    # An overflow connection that comes back is kept idle up to this many seconds, not
-    # closed at once: under steady load the overflow is in use every few requests, and
-    # closing it on every return made one request in ten open a new connection (0:
-    # close at once, as SQLAlchemy does).
-    pool_overflow_linger: float = Field(default=30.0, ge=0, le=3600)
+    # A fixed pool, no overflow: SQLAlchemy closes an overflow connection as soon as it
+    # comes back, so under steady load connections are opened and closed all the time.
+    # Idle connections are reused most recent first, so light load opens few. A worker
+    # holds at most 10, so 8 workers fit in PostgreSQL's default max_connections of 100.
+    # docs/architecture.md ("The pool") has the measurements behind both defaults.
+    pool_size: int = Field(default=10, ge=1, le=1000)
+    max_overflow: int = Field(default=0, ge=0, le=1000)
     # Fail fast: a request that cannot get a connection within this many seconds gets
     # 503 + Retry-After, well before a client or proxy gives up (commonly 30-60 s).
     pool_timeout: PositiveSeconds = 5.0

@@ -8,7 +8,6 @@ breaks one of these tests, the test's first line names the catalog file to chang
 
 import inspect
 
-from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util.concurrency import await_only
 from sqlalchemy.util.queue import Empty, Full, QueueCommon
@@ -33,14 +32,6 @@ def test_the_queue_pool_builds_its_idle_queue_from_queue_class() -> None:
     # FairQueue raises these two, which the pool catches: Empty from a wait that timed
     # out (the pool's TimeoutError, a 503: tests/db/test_pool.py), Full from a put.
     assert (Empty, Full) == (catalog_pool.Empty, catalog_pool.Full)
-
-
-def test_the_queue_pool_has_the_overflow_hooks_that_linger_overrides() -> None:
-    """Fix src/catalog/db/pool.py (MeteredPool.linger_overflow, _close_lingering_overflow)."""
-    for name in ("_do_get", "_dec_overflow"):
-        assert callable(getattr(AsyncAdaptedQueuePool, name, None)), name
-    pool = AsyncAdaptedQueuePool(_no_connection, pool_size=2, max_overflow=3)
-    assert pool._max_overflow == 3
 
 
 def test_the_greenlet_bridge_is_where_catalog_imports_it() -> None:

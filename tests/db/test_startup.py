@@ -53,7 +53,7 @@ def test_doctor_prints_settings_version_and_budget(database_env: Backend) -> Non
     result = CliRunner().invoke(cli, ["doctor"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "pool_size" in result.output
-    assert "ok: workers x (pool_size + max_overflow) = 1 x (5 + 5)" in result.output
+    assert "ok: workers x (pool_size + max_overflow) = 1 x (10 + 0)" in result.output
     expected_server = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mariadb": "MariaDB"}
     assert expected_server[database_env.name] in result.output
 

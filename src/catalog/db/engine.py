@@ -37,8 +37,6 @@ class EngineSettings(Protocol):
     @property
     def pool_ping_after_idle(self) -> float: ...
     @property
-    def pool_overflow_linger(self) -> float: ...
-    @property
     def connect_timeout(self) -> float: ...
     @property
     def statement_timeout(self) -> float: ...
@@ -64,16 +62,14 @@ def engine_options(settings: EngineSettings) -> dict[str, Any]:
         # values, emails, password hashes.
         "hide_parameters": True,
         # SQLAlchemy's asyncio queue pool, with waiting requests served strictly first
-        # come, first served and overflow connections that linger (catalog.db.pool),
-        # reporting its checkouts, waits and timeouts to /metrics and /health/pool.
+        # come, first served (catalog.db.pool), counting its checkouts, waits, timeouts.
         "poolclass": MeteredPool,
         "pool_size": settings.pool_size,
         "max_overflow": settings.max_overflow,
         "pool_timeout": settings.pool_timeout,
         "pool_recycle": settings.pool_recycle,
-        # The most recently returned idle connection is used first, so under light load
-        # the extra ones stay idle and lingering overflow connections get closed
-        # (waiting requests are still served first come, first served).
+        # The most recently returned idle connection is used first, so light load keeps
+        # few connections busy (waiting requests are still served first come, first served).
         "pool_use_lifo": True,
         "pool_pre_ping": settings.pool_pre_ping,
         # The default, spelled out: a returned connection is rolled back, so nothing
@@ -245,7 +241,6 @@ def create_engine(settings: EngineSettings, *, pooled: bool = True) -> AsyncEngi
     if pooled:
         pool = engine.sync_engine.pool
         if isinstance(pool, MeteredPool):
-            pool.linger_overflow(settings.pool_overflow_linger)
             count_pool_events(pool)
         if not settings.pool_pre_ping and settings.pool_ping_after_idle > 0:
             ping_idle_connections(pool, engine.dialect, settings.pool_ping_after_idle)

@@ -42,30 +42,27 @@ class FairQueue(Generic[_T]):
     back it wakes the oldest waiter, but until that waiter runs, any request arriving
     meanwhile takes the connection first; the waiter finds the queue empty again and
     goes to the back of the line. Under load some requests then wait many times longer
-    than others (at 64 clients: p50 58 ms, p99 929 ms for a one-row read). Here a
-    returned connection goes straight to the oldest waiter, and nobody takes an idle
-    one while anyone waits.
+    than others, and some past the pool timeout (docs/architecture.md has the figures,
+    and why this beats a FIFO gate in front of the stock queue). Here a returned
+    connection goes straight to the oldest waiter, and nobody takes an idle one while
+    anyone waits.
 
-    Same interface as `sqlalchemy.util.queue.AsyncAdaptedQueue`; called from the
-    pool's sync code inside SQLAlchemy's greenlet, hence `await_only`.
+    Installed through SQLAlchemy's private `_queue_class`, with the interface of its
+    `QueueCommon`; called from the pool's sync code inside SQLAlchemy's greenlet, hence
+    `await_only`. tests/db/test_sqlalchemy_contract.py pins both.
     """
 
     def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
         self.maxsize = maxsize
-        # How many idle items it may hold: maxsize, unless the pool lets overflow
-        # connections linger (MeteredPool). maxsize stays the pool's size, from which
-        # SQLAlchemy computes its counts.
-        self.capacity = maxsize
         self.use_lifo = use_lifo
         self._idle: deque[_T] = deque()
-        self._idle_since: deque[float] = deque()  # time.monotonic() of each put, in order
         self._waiters: deque[asyncio.Future[_T]] = deque()
 
     def empty(self) -> bool:
         return not self._idle
 
     def full(self) -> bool:
-        return 0 < self.capacity <= len(self._idle)
+        return 0 < self.maxsize <= len(self._idle)
 
     def qsize(self) -> int:
         return len(self._idle)
@@ -79,26 +76,14 @@ class FairQueue(Generic[_T]):
         if self.full():
             raise Full()
         self._idle.append(item)
-        self._idle_since.append(time.monotonic())
 
     def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
-        self.put_nowait(item)  # never blocks: the pool never holds more than capacity
+        self.put_nowait(item)  # never blocks: the pool never holds more than maxsize
 
     def get_nowait(self) -> _T:
         if not self._idle:
             raise Empty()
-        if self.use_lifo:
-            self._idle_since.pop()
-            return self._idle.pop()
-        self._idle_since.popleft()
-        return self._idle.popleft()
-
-    def pop_idle_longest(self, since: float) -> _T | None:
-        """The item that has been idle longest, if it was put before `since`; else None."""
-        if not self._idle or self._idle_since[0] >= since:
-            return None
-        self._idle_since.popleft()
-        return self._idle.popleft()
+        return self._idle.pop() if self.use_lifo else self._idle.popleft()
 
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
         while self._idle and self._waiters:  # never the case, but never strand a waiter
@@ -108,8 +93,7 @@ class FairQueue(Generic[_T]):
         if not block:
             raise Empty()
         # Wait on a bare future with a timer, not in a coroutine under asyncio.timeout():
-        # most checkouts under load wait, and this took 25 to 30 µs of CPU off each read
-        # at 64 in flight (bench/asgi_cost.py).
+        # most checkouts under load wait, and this is cheaper (docs/architecture.md).
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[_T] = loop.create_future()
         self._waiters.append(waiter)
@@ -155,56 +139,17 @@ class PoolCounts:
 
 
 class MeteredPool(AsyncAdaptedQueuePool):
-    """SQLAlchemy's asyncio queue pool, first come first served, timed and counted, whose
-    overflow connections may linger idle for a while instead of closing at once."""
+    """SQLAlchemy's asyncio queue pool, first come first served, timed and counted."""
 
     _queue_class = FairQueue  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # As given (SQLAlchemy keeps it only under a private name); 10 is its default.
+        self.max_overflow = int(kwargs.get("max_overflow", 10))
         self.waiting = 0
         self.counts = PoolCounts()
-        self.overflow_linger = 0.0
         self.listeners: list[CheckoutListener] = []
-
-    @property
-    def _idle(self) -> FairQueue[ConnectionPoolEntry]:
-        return cast("FairQueue[ConnectionPoolEntry]", self._pool)
-
-    def linger_overflow(self, seconds: float) -> None:
-        """Keep a returned overflow connection idle up to `seconds` before closing it.
-
-        SQLAlchemy closes an overflow connection as soon as it comes back to a pool
-        that already holds pool_size idle ones. Under steady load that happens all the
-        time: a worker busy in Python holds few connections at any one moment, so
-        connections are closed and opened again for every few requests (at 16 clients,
-        one request in ten paid for a new connection, TLS negotiation included).
-        Lingering ones are reused instead; one still idle after `seconds` is closed at
-        the next checkout. 0 keeps SQLAlchemy's behaviour.
-        """
-        self.overflow_linger = seconds
-        if seconds > 0 and self._max_overflow > 0:
-            self._idle.capacity = self._idle.maxsize + self._max_overflow
-        else:
-            self._idle.capacity = self._idle.maxsize
-
-    def _do_get(self) -> ConnectionPoolEntry:
-        if self.overflow_linger > 0:
-            self._close_lingering_overflow()
-        return super()._do_get()
-
-    def _close_lingering_overflow(self) -> None:
-        # Runs on checkout, inside SQLAlchemy's greenlet, where a connection can be
-        # closed; never more idle connections closed than pool_size would leave.
-        idle_since = time.monotonic() - self.overflow_linger
-        while self._idle.qsize() > self._idle.maxsize:
-            record = self._idle.pop_idle_longest(idle_since)
-            if record is None:
-                return
-            try:
-                record.close()
-            finally:
-                self._dec_overflow()
 
     def connect(self) -> PoolProxiedConnection:
         started = time.perf_counter()
@@ -231,7 +176,6 @@ class MeteredPool(AsyncAdaptedQueuePool):
         assert isinstance(new, MeteredPool)
         new.counts = self.counts
         new.listeners = self.listeners
-        new.linger_overflow(self.overflow_linger)
         return new
 
 
@@ -308,7 +252,7 @@ def pool_snapshot(pool: Pool) -> PoolSnapshot:
     metered = pool if isinstance(pool, MeteredPool) else None
     return PoolSnapshot(
         pool_size=pool.size(),
-        max_overflow=pool._max_overflow,
+        max_overflow=metered.max_overflow if metered else 0,
         timeout_seconds=pool.timeout(),
         checked_out=pool.checkedout(),
         checked_in=pool.checkedin(),
