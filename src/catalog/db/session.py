@@ -112,9 +112,9 @@ class Reader:
         # Each read runs SQLAlchemy's sync API inside one greenlet_spawn, the call that
         # AsyncConnection.run_sync makes: checkout, execute, fetch and checkin in one hop
         # into SQLAlchemy's greenlet, where `async with engine.connect()` and `await
-        # connection.execute()` take three, plus a task that shields the close. That
-        # took 36 µs of CPU off each GET /products/{id} at 64 in flight (489 -> 453,
-        # bench/asgi_cost.py). The driver's awaits still yield to the event loop.
+        # connection.execute()` take three, plus a task that shields the close (the
+        # saving, and why a private name: docs/architecture.md, "SQLAlchemy internals").
+        # The driver's awaits still yield to the event loop.
         self._engine = engine.sync_engine
 
     async def one_or_none(
