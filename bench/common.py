@@ -184,9 +184,13 @@ def _ready(
 
 
 @contextmanager
-def catalog_server(env: dict[str, str], workers: int = 1) -> Iterator[Server]:
+def catalog_server(
+    env: dict[str, str], workers: int = 1, *, source: Path | None = None
+) -> Iterator[Server]:
     """`uvicorn catalog.main:served_app` (no access log) as `catalog serve --workers N`
-    runs it: every worker told the count, several sharing one metrics directory."""
+    runs it: every worker told the count, several sharing one metrics directory.
+    `source`: serve the catalog package of that directory instead (an earlier commit's
+    src/, whose app factory may be create_app only)."""
     # The benchmarks read /metrics and /health/pool, closed by default.
     env = {**env, "CATALOG_WORKERS": str(workers), "CATALOG_METRICS_PUBLIC": "true"}
     with contextlib.ExitStack() as stack:
@@ -195,9 +199,13 @@ def catalog_server(env: dict[str, str], workers: int = 1) -> Iterator[Server]:
                 tempfile.TemporaryDirectory(prefix="catalog-metrics-")
             )
         app = "catalog.main:served_app"
+        if source is not None and "def served_app" not in (source / "catalog/main.py").read_text():
+            app = "catalog.main:create_app"  # before served_app, create_app froze the gc
         ready = "/health/ready"
         yield stack.enter_context(
-            server_process(app, env, workers=workers, factory=True, ready_path=ready)
+            server_process(
+                app, env, workers=workers, factory=True, app_dir=source, ready_path=ready
+            )
         )
 
 

@@ -2,6 +2,7 @@
 
     python bench/interleaved.py --configs "catalog PG 1w" "tutorial PG" "raw asyncpg PG" \\
         [--scenario one] [--connections 64] [--rounds 5] [--seconds 5] [--reuse]
+        [--before REV]
 
 bench/suite.py measures one configuration after the other over half an hour; when the
 machine's speed drifts in that time (a shared host), a ratio compares two different
@@ -13,7 +14,9 @@ round, seconds apart, and the table gives their median, with the median requests
 
 import argparse
 import asyncio
+import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from common import database_url
@@ -32,6 +35,11 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--reuse", action="store_true", help="keep data already seeded")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="also serve the first configuration as of this git revision (a worktree)",
+    )
     args = parser.parse_args()
     ensure_wrk()
     configs = [next(c for c in CONFIGS if c.name == name) for name in args.configs]
@@ -41,6 +49,14 @@ def main() -> None:
     backend = backends.pop()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="catalog-interleaved-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.before:
+        tree = workdir / f"before-{args.before}"
+        if not tree.exists():
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", str(tree), args.before], check=True
+            )
+        base = configs[0]
+        configs.append(replace(base, name=f"{base.name} @{args.before}", source=tree / "src"))
     url = database_url(backend, workdir)
     token = asyncio.run(prepare_data(url, args.products, args.reuse))
     script = scripts(workdir / backend, args.products, token)[args.scenario]

@@ -93,6 +93,8 @@ class Config:
     kind: str  # catalog, tutorial, tutorial-nullpool, raw-asyncpg, floor-asyncpg, floor-sqlalchemy
     workers: int = 1
     scenarios: tuple[str, ...] = ("one", "page", "search", "orders", "live")
+    # catalog from another source tree (an earlier commit's src/), for before/after runs.
+    source: Path | None = None
 
 
 CONFIGS = [
@@ -273,7 +275,7 @@ def start(config: Config, url: str) -> Iterator[Server]:
     """The configuration's server, on the database of `url`."""
     if config.kind == "catalog":
         env = {"CATALOG_DATABASE_URL": url, "CATALOG_SQLITE_BUSY_TIMEOUT": "30"}
-        with catalog_server(env, config.workers) as server:
+        with catalog_server(env, config.workers, source=config.source) as server:
             yield server
     elif config.kind in ("tutorial", "tutorial-nullpool"):
         env = {"TUTORIAL_DATABASE_URL": sync_url(url)}
