@@ -237,13 +237,15 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, RequestValidationError):
         errors = _validation_errors(exc)
         unlisted = len(exc.errors()) - len(errors)
-        more = f" ({unlisted} more not listed)" if unlisted > 0 else ""
-        return problem_response(
-            422,
-            "validation-error",
-            f"The request is not valid; see `errors` for each bad value{more}.",
-            errors=errors,
-        )
+        if len(errors) == 1 and not unlisted:
+            # One bad value: say it in the detail too (pydantic's messages hold no input).
+            loc = [str(part) for part in errors[0]["loc"]]
+            where = ".".join(loc[1:]) or ".".join(loc) or "request"
+            detail = f"The request is not valid: {where}: {errors[0]['msg']}."
+        else:
+            more = f" ({unlisted} more not listed)" if unlisted > 0 else ""
+            detail = f"The request is not valid; see `errors` for each bad value{more}."
+        return problem_response(422, "validation-error", detail, errors=errors)
     if isinstance(exc, StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         slug = _HTTP_SLUGS.get(exc.status_code, "http-error")

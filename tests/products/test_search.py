@@ -132,4 +132,12 @@ async def test_any_query_text_is_safe(
 
 
 async def test_relevance_without_a_query_is_422(client: httpx.AsyncClient) -> None:
-    assert_problem(await client.get("/products", params={"sort": "relevance"}), 422)
+    body = assert_problem(await client.get("/products", params={"sort": "relevance"}), 422)
+    assert body["errors"] == [
+        {
+            "loc": ["query", "sort"],
+            "msg": "relevance ranks search results: give q too",
+            "type": "needs_q",
+        }
+    ]
+    assert "sort: relevance ranks search results" in body["detail"]

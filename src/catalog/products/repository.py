@@ -63,20 +63,22 @@ def _changed(**values: Any) -> dict[str, Any]:
     return {**values, "version": Product.version + 1, "updated_at": utcnow()}
 
 
-async def get(session: AsyncSession, product_id: int) -> Product | None:
-    """The product with this id as stored now, or None (for writes: an ORM object)."""
-    return await session.get(Product, product_id, populate_existing=True)
-
-
-# Built once: a statement object reused keeps its cache key, so a read neither builds
-# nor keys the SELECT again, only looks up its compiled form.
+# One reading of a product, by the Reader (a GET) or in the request's session (a write
+# that answers with the product). Built once: a statement object reused keeps its cache
+# key, so a read neither builds nor keys the SELECT again, only looks up its compiled form.
 _PRODUCTS = Product.__table__
 _BY_ID = select(_PRODUCTS).where(_PRODUCTS.c.id == bindparam("product_id"))
 
 
 async def read(reader: Reader, product_id: int) -> Row[Any] | None:
-    """The product with this id as stored now, as a row, or None (for reads)."""
+    """The product with this id as stored now, or None (for a GET)."""
     return await reader.one_or_none(_BY_ID, {"product_id": product_id})
+
+
+async def get(session: AsyncSession, product_id: int) -> Row[Any] | None:
+    """The product with this id as the request's transaction sees it now, or None (for
+    a write: after its guarded UPDATE, the row it left)."""
+    return (await session.execute(_BY_ID, {"product_id": product_id})).one_or_none()
 
 
 _C = _PRODUCTS.c

@@ -13,9 +13,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from catalog.schemas import WHOLE_NUMBER, UTCTimestamp
 
@@ -208,7 +211,8 @@ OFFSET_CAP = 10_000
 
 
 class ProductQuery(BaseModel):
-    """The query string of GET /products: filters, order and paging."""
+    """The query string of GET /products: filters, order and paging, with the rules that
+    tie them together (a 422 naming the parameter, like any other bad value)."""
 
     q: str | None = Field(
         default=None,
@@ -231,15 +235,40 @@ class ProductQuery(BaseModel):
     cursor: str | None = Field(
         default=None, max_length=1024, description="next_cursor of the previous page"
     )
-    # The cap is checked by the route, to say what to do instead; the schema states it.
     offset: int = Field(
         default=0,
         ge=0,
-        le=2**62,
         json_schema_extra={"maximum": OFFSET_CAP},
         description="at most 10,000; deeper: cursor",
     )
     count: CountMode = CountMode.NONE
+
+    @field_validator("offset")
+    @classmethod
+    def _capped(cls, offset: int) -> int:
+        if offset > OFFSET_CAP:
+            raise PydanticCustomError(
+                "offset_cap",
+                "at most {cap}; follow next_cursor to page deeper",
+                {"cap": OFFSET_CAP},
+            )
+        return offset
+
+    @field_validator("sort")
+    @classmethod
+    def _relevance_needs_q(
+        cls, sort: "ProductSort | None", info: ValidationInfo
+    ) -> "ProductSort | None":
+        if sort is ProductSort.RELEVANCE and info.data.get("q") is None:
+            raise PydanticCustomError("needs_q", "relevance ranks search results: give q too")
+        return sort
+
+    @property
+    def order(self) -> "ProductSort":
+        """The sort asked for, else relevance with q, else id."""
+        if self.sort is not None:
+            return self.sort
+        return ProductSort.RELEVANCE if self.q is not None else ProductSort.ID
 
     def filters(self) -> ProductFilters:
         return ProductFilters(

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,20 +76,20 @@ def _not_found(product_id: int) -> NotFoundError:
     return NotFoundError(f"There is no product with id {product_id}.")
 
 
-async def get(*, session: AsyncSession, product_id: int) -> Product:
-    """The product, to change it; or NotFoundError."""
-    product = await repository.get(session, product_id)
-    if product is None:
-        raise _not_found(product_id)
-    return product
-
-
-async def read(*, reader: Reader, product_id: int) -> ProductRead:
-    """The product, to show it; or NotFoundError."""
-    row = await repository.read(reader, product_id)
+def _shown(row: Row[Any] | None, product_id: int) -> ProductRead:
     if row is None:
         raise _not_found(product_id)
     return ProductRead.model_validate(row)
+
+
+async def get(*, session: AsyncSession, product_id: int) -> ProductRead:
+    """The product as the request's transaction sees it (writes); or NotFoundError."""
+    return _shown(await repository.get(session, product_id), product_id)
+
+
+async def read(*, reader: Reader, product_id: int) -> ProductRead:
+    """The product, to show it (GET); or NotFoundError."""
+    return _shown(await repository.read(reader, product_id), product_id)
 
 
 def _sort_value(value: Any) -> Any:
@@ -222,7 +223,7 @@ async def _precondition_failed(session: AsyncSession, product_id: int) -> Except
 
 async def update(
     *, session: AsyncSession, product_id: int, data: ProductUpdate, if_match: str | None
-) -> Product:
+) -> ProductRead:
     """Apply a partial change; with If-Match, only to the version it names (else 412)."""
     values = data.model_dump(exclude_unset=True)
     versions = _if_match_versions(if_match)
