@@ -5,7 +5,11 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
 
-__all__ = ["WHOLE_NUMBER", "UTCTimestamp", "as_utc"]
+__all__ = ["NO_CONTROL_CHARACTERS", "WHOLE_NUMBER", "UTCTimestamp", "as_utc"]
+
+# Text on one line: no control character (a NUL, a newline, an escape sequence) that
+# would end up in a log line, a header or a database that refuses it.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]+$"
 
 
 def _whole_number(value: object) -> object:

@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from catalog.schemas import WHOLE_NUMBER, UTCTimestamp
+from catalog.schemas import NO_CONTROL_CHARACTERS, WHOLE_NUMBER, UTCTimestamp
 
 __all__ = [
     "CATEGORY",
@@ -218,7 +218,7 @@ class ProductQuery(BaseModel):
         default=None,
         min_length=1,
         max_length=200,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
+        pattern=NO_CONTROL_CHARACTERS,
         description="Full-text search in name and description; results by relevance",
     )
     category: str | None = Field(default=None, min_length=1, max_length=100, pattern=CATEGORY)

@@ -13,11 +13,10 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.base import utcnow
@@ -25,6 +24,7 @@ from catalog.db.session import create_sessionmaker
 from catalog.products import repository
 from catalog.products.export import ExportFormat, export_chunks, first_chunk
 from catalog.products.schemas import ProductCreate
+from catalog.schemas import UTCTimestamp
 
 __all__ = ["ImportReport", "OnError", "RowError", "export_file", "file_format", "import_file"]
 
@@ -38,19 +38,11 @@ class ProductRow(ProductCreate):
     """One row of an import: the API's rules, and the extra columns of an export."""
 
     # Kept when given, so that export -> import reproduces the products.
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: UTCTimestamp | None = None
+    updated_at: UTCTimestamp | None = None
     version: int | None = Field(default=None, ge=1)
     # The source database's id: ignored, ids belong to the target.
     id: int | None = None
-
-    @field_validator("created_at", "updated_at")
-    @classmethod
-    def _utc(cls, moment: datetime | None) -> datetime | None:
-        # A time without an offset is taken as UTC, the zone every timestamp here is in.
-        if moment is not None and moment.tzinfo is None:
-            return moment.replace(tzinfo=UTC)
-        return moment
 
 
 @dataclass(frozen=True)

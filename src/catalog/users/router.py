@@ -8,6 +8,7 @@ from catalog.config import SettingsDep
 from catalog.db.session import ReaderDep, SessionDep
 from catalog.errors import problem_responses
 from catalog.links import link_to
+from catalog.schemas import NO_CONTROL_CHARACTERS
 from catalog.users import service as user_service
 from catalog.users.dependencies import CurrentUser, PasswordHasherDep, RateLimitsDep
 from catalog.users.schemas import Token, UserCreate, UserRead
@@ -40,7 +41,7 @@ async def issue_token(
     # cannot even compare a string with a NUL in it.
     username: Annotated[
         str,
-        Form(min_length=1, max_length=254, pattern=r"^[^\x00-\x1f\x7f]+$", description="The email"),
+        Form(min_length=1, max_length=254, pattern=NO_CONTROL_CHARACTERS, description="The email"),
     ],
     password: Annotated[str, Form(min_length=1, max_length=1024)],
     reader: ReaderDep,
