@@ -18,6 +18,7 @@ from tests.helpers import (
     product_payload,
     products_locked,
     serving,
+    until,
 )
 from tests.servers import catalog_server
 
@@ -132,7 +133,14 @@ async def test_clients_that_hang_up_mid_request_leak_nothing(
                 )
                 await writer.drain()
                 writers.append(writer)
-            await asyncio.sleep(0.5)
+            async with httpx.AsyncClient(base_url=server.base_url) as probe:
+
+                async def all_inside() -> bool:
+                    # Two hold the pool's two connections at the lock, two wait for one.
+                    state = (await probe.get("/health/pool")).json()
+                    return bool(state["checked_out"] == 2 and state["waiting"] == 2)
+
+                await until(all_inside, within=10, what="the four requests to be inside")
             for writer in writers:
                 writer.transport.abort()
         async with httpx.AsyncClient(
