@@ -2,7 +2,7 @@
 
     python bench/interleaved.py --configs "catalog PG 1w" "tutorial PG" "raw asyncpg PG" \\
         [--scenario one] [--connections 64] [--rounds 5] [--seconds 5] [--reuse]
-        [--before REV]
+        [--before REV [REV ...]]
 
 bench/suite.py measures one configuration after the other over half an hour; when the
 machine's speed drifts in that time (a shared host), a ratio compares two different
@@ -38,7 +38,9 @@ def main() -> None:
     parser.add_argument(
         "--before",
         metavar="REV",
-        help="also serve the first configuration as of this git revision (a worktree)",
+        nargs="+",
+        default=[],
+        help="also serve the first configuration as of these git revisions (worktrees)",
     )
     args = parser.parse_args()
     ensure_wrk()
@@ -49,14 +51,12 @@ def main() -> None:
     backend = backends.pop()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="catalog-interleaved-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    if args.before:
-        tree = workdir / f"before-{args.before}"
+    base = configs[0]
+    for revision in args.before:
+        tree = workdir / f"before-{revision}"
         if not tree.exists():
-            subprocess.run(
-                ["git", "worktree", "add", "--detach", str(tree), args.before], check=True
-            )
-        base = configs[0]
-        configs.append(replace(base, name=f"{base.name} @{args.before}", source=tree / "src"))
+            subprocess.run(["git", "worktree", "add", "--detach", str(tree), revision], check=True)
+        configs.append(replace(base, name=f"{base.name} @{revision}", source=tree / "src"))
     url = database_url(backend, workdir)
     token = asyncio.run(prepare_data(url, args.products, args.reuse))
     script = scripts(workdir / backend, args.products, token)[args.scenario]
