@@ -238,9 +238,11 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
         errors = _validation_errors(exc)
         unlisted = len(exc.errors()) - len(errors)
         if len(errors) == 1 and not unlisted:
-            # One bad value: say it in the detail too (pydantic's messages hold no input).
-            loc = [str(part) for part in errors[0]["loc"]]
-            where = ".".join(loc[1:]) or ".".join(loc) or "request"
+            # One bad value: its message (the one in `errors`) in the detail too, after
+            # the field it names (list positions left out: "body", not "body.1").
+            loc = errors[0]["loc"]
+            names = [str(part) for part in loc[1:] if not isinstance(part, int)]
+            where = ".".join(names) or (str(loc[0]) if loc else "request")
             detail = f"The request is not valid: {where}: {errors[0]['msg']}."
         else:
             more = f" ({unlisted} more not listed)" if unlisted > 0 else ""

@@ -1,8 +1,9 @@
 """Every query on the products table, the stock changes of orders included.
 
-Reads for public routes take the request's Reader and return rows (Core); writes, and
-the reads that serve them, take its session and ORM objects; bulk work (import, seed)
-takes a connection. Every change to a product moves its version here (`_changed`).
+Reads for public routes take the request's Reader; writes, and the reads that serve
+them, take the request's session (the ORM to insert, Core statements to change); both
+return rows. Bulk work (import, seed) takes a connection. Every change to a product
+moves its version here (`_changed`).
 """
 
 import json

@@ -206,7 +206,7 @@ class ProductFilters:
         return repr((sort.value, *(getattr(self, name) for name in self.__dataclass_fields__)))
 
 
-# Deeper than this, `offset` is refused with a pointer to `cursor` (the router says so).
+# Deeper than this, `offset` is refused with a pointer to `cursor` (ProductQuery._capped).
 OFFSET_CAP = 10_000
 
 
@@ -222,7 +222,7 @@ class ProductQuery(BaseModel):
         description="Full-text search in name and description; results by relevance",
     )
     category: str | None = Field(default=None, min_length=1, max_length=100, pattern=CATEGORY)
-    # Strings, so that "10.0000001" is refused rather than rounded; see price_range().
+    # Strings checked by the pattern, so that "10.0000001" is refused, not rounded.
     price_min: str | None = Field(default=None, pattern=_PRICE_PATTERN, description='e.g. "10.00"')
     price_max: str | None = Field(default=None, pattern=_PRICE_PATTERN)
     created_after: UTCTimestamp | None = None
@@ -259,7 +259,8 @@ class ProductQuery(BaseModel):
     def _relevance_needs_q(
         cls, sort: "ProductSort | None", info: ValidationInfo
     ) -> "ProductSort | None":
-        if sort is ProductSort.RELEVANCE and info.data.get("q") is None:
+        # A q that failed its own checks is not in info.data: its error is the one to show.
+        if sort is ProductSort.RELEVANCE and "q" in info.data and info.data["q"] is None:
             raise PydanticCustomError("needs_q", "relevance ranks search results: give q too")
         return sort
 
