@@ -3,12 +3,14 @@
 SQLite always runs. PostgreSQL and MariaDB run when their server answers at
 CATALOG_TEST_POSTGRESQL_URL / CATALOG_TEST_MARIADB_URL (the local servers by default);
 otherwise their tests are skipped with the reason, and with CI=true they fail instead.
+Every PostgreSQL test runs twice: directly, and through a real PgBouncer in transaction
+mode that the fixtures start in front of the same server (Debian's `pgbouncer`).
 The test databases are emptied: do not point these variables at data you want to keep.
 """
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -16,6 +18,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.config import Settings
@@ -23,6 +26,7 @@ from catalog.db.engine import create_engine
 from catalog.main import create_app
 from catalog.models import Base, migrations
 from tests.helpers import backend_params, bearer, create_user
+from tests.throwaway import ThrowawayPgBouncer
 
 SERVER_URLS = {
     "postgresql": os.environ.get(
@@ -39,8 +43,24 @@ TEST_APPLICATION_NAME = f"catalog-test-{os.getpid()}"
 
 @dataclass(frozen=True)
 class Backend:
-    name: str
+    name: str  # the dialect: sqlite, postgresql or mariadb
     url: str
+    # Through a transaction-mode pooler (PgBouncer), whose admin console is at this URL.
+    pooler_admin_url: str | None = None
+
+    @property
+    def through_pooler(self) -> bool:
+        return self.pooler_admin_url is not None
+
+    def env(self) -> dict[str, str]:
+        """The environment that points a `catalog` process at this database."""
+        values = {"CATALOG_DATABASE_URL": self.url}
+        if self.pooler_admin_url is not None:
+            values.update(
+                CATALOG_DATABASE_POOLER="transaction",
+                CATALOG_POOLER_ADMIN_URL=self.pooler_admin_url,
+            )
+        return values
 
     def settings(self, **overrides: object) -> Settings:
         values: dict[str, object] = {
@@ -50,6 +70,8 @@ class Backend:
             # checks that they are closed by default.
             "metrics_public": True,
         }
+        if self.pooler_admin_url is not None:
+            values.update(database_pooler="transaction", pooler_admin_url=self.pooler_admin_url)
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]
 
@@ -118,7 +140,24 @@ def _require_server(name: str) -> str:
 @pytest.fixture(scope="session", params=backend_params("sqlite", "postgresql", "mariadb"))
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
     """A migrated database on each backend, built once per test session."""
+    if request.param == "pgbouncer":
+        return request.getfixturevalue("pgbouncer_backend")  # type: ignore[no-any-return]
     return migrated_backend(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """PostgreSQL's test database through a real PgBouncer in transaction mode, started
+    for this test session, with a server pool (4) smaller than an app's pool (10)."""
+    direct = migrated_backend("postgresql", tmp_path_factory)
+    port = make_url(direct.url).port or 5432
+    bouncer = ThrowawayPgBouncer(port, pool_size=4)
+    bouncer.start()
+    try:
+        database = make_url(direct.url).database or "postgres"
+        yield Backend("postgresql", bouncer.url_for(database), bouncer.admin_url)
+    finally:
+        bouncer.stop()
 
 
 def migrated_backend(name: str, tmp_path_factory: pytest.TempPathFactory) -> Backend:

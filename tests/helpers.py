@@ -30,13 +30,34 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 def backend_params(*names: str) -> list[Any]:
-    """pytest params for these backends, each with its own mark (`pytest -m sqlite`)."""
-    return [pytest.param(name, marks=getattr(pytest.mark, name), id=name) for name in names]
+    """pytest params for these backends, each with its own mark (`pytest -m sqlite`).
+
+    PostgreSQL comes twice: directly, and through a real PgBouncer in transaction mode
+    (`pgbouncer`, marked both `postgresql` and `pgbouncer`).
+    """
+    params = []
+    for name in names:
+        params.append(pytest.param(name, marks=getattr(pytest.mark, name), id=name))
+        if name == "postgresql":
+            marks = [pytest.mark.postgresql, pytest.mark.pgbouncer]
+            params.append(pytest.param("pgbouncer", marks=marks, id="pgbouncer"))
+    return params
 
 
 def only_on(*names: str) -> pytest.MarkDecorator:
     """Run a test on these backends only (for behaviour that one dialect has)."""
     return pytest.mark.parametrize("backend", backend_params(*names), indirect=True)
+
+
+async def pooler_clients(admin_url: str, application_name: str) -> int:
+    """How many clients with this application_name PgBouncer has (its SHOW CLIENTS)."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as console:
+        cursor = await console.execute("SHOW CLIENTS")
+        columns = [column.name for column in cursor.description or ()]
+        rows = [dict(zip(columns, row, strict=True)) for row in await cursor.fetchall()]
+    return sum(1 for row in rows if row["application_name"] == application_name)
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -108,15 +129,15 @@ def bearer(user_id: int, settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def admin_headers(url: str) -> dict[str, str]:
-    """A new admin in the database at `url`, and its Authorization header (for servers
-    started from this directory, which sign with the same key file)."""
-    engine = create_engine(Settings(database_url=url), pooled=False)
+async def admin_headers(settings: Settings) -> dict[str, str]:
+    """A new admin in the database of `settings`, and its Authorization header (for
+    servers started from this directory, which sign with the same key file)."""
+    engine = create_engine(settings, pooled=False)
     try:
         admin = await create_user(engine, f"admin-{uuid.uuid4().hex}@example.com", admin=True)
     finally:
         await engine.dispose()
-    return bearer(admin, Settings(database_url=url))
+    return bearer(admin, settings)
 
 
 @asynccontextmanager
@@ -131,7 +152,7 @@ async def serving(settings: Settings) -> AsyncIterator[tuple["FastAPI", httpx.As
             transport=transport,
             base_url="http://catalog.test",
             timeout=60,
-            headers=await admin_headers(settings.database_url),
+            headers=await admin_headers(settings),
         ) as client:
             yield app, client
 

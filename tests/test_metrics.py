@@ -77,6 +77,8 @@ async def test_pool_snapshot_shows_connections_lent_and_requests_waiting(
     for _ in range(capacity):
         holder = await engine.connect()
         await holder.execute(text("SELECT 1"))
+        # Still checked out, holding no transaction: behind a pooler, no server connection.
+        await holder.commit()
         holders.append(holder)
     waiter = asyncio.create_task(client.get("/products"))
     try:
@@ -113,7 +115,7 @@ async def test_checkout_timeouts_are_counted(backend: Backend) -> None:
 
 
 def test_metrics_of_several_workers_are_summed(backend: Backend, tmp_path: Path) -> None:
-    env = {"CATALOG_DATABASE_URL": backend.url, "CATALOG_POOL_SIZE": "3"}
+    env = {**backend.env(), "CATALOG_POOL_SIZE": "3"}
     live = {"method": "GET", "route": "/health/live", "status": "200"}
     with catalog_server(env, tmp_path / "server.log", workers=2) as server:
         before = httpx.get(f"{server.base_url}/metrics").text

@@ -10,7 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from catalog.main import create_app
-from tests.conftest import IN_CI, TEST_APPLICATION_NAME, migrated_backend
+from tests.conftest import IN_CI, TEST_APPLICATION_NAME, Backend, migrated_backend
 from tests.helpers import admin_headers, backend_params
 from tests.servers import catalog_server
 
@@ -23,16 +23,19 @@ def api_server(
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """A real uvicorn server on a migrated database; yields its base URL and an admin's
     Authorization header."""
-    backend = migrated_backend(request.param, tmp_path_factory)
+    if request.param == "pgbouncer":
+        backend: Backend = request.getfixturevalue("pgbouncer_backend")
+    else:
+        backend = migrated_backend(request.param, tmp_path_factory)
     env = {
-        "CATALOG_DATABASE_URL": backend.url,
+        **backend.env(),
         "CATALOG_APPLICATION_NAME": TEST_APPLICATION_NAME,
         # Closed, as by default: the schema says /health/pool needs its token.
         "CATALOG_METRICS_PUBLIC": "false",
     }
     log = tmp_path_factory.mktemp("server") / "server.log"
     with catalog_server(env, log) as server:
-        yield server.base_url, asyncio.run(admin_headers(backend.url))
+        yield server.base_url, asyncio.run(admin_headers(backend.settings()))
     assert "Traceback" not in server.output(), server.output()
 
 

@@ -14,6 +14,7 @@ from tests.helpers import (
     admin_headers,
     assert_problem,
     only_on,
+    pooler_clients,
     product_payload,
     products_locked,
     server_session_waits,
@@ -25,6 +26,10 @@ APP_NAME = "catalog-shutdown-test"
 
 
 async def server_connections(backend: Backend) -> int:
+    """The service's connections: at the server, or at the pooler in front of it (whose
+    own server connections outlive their clients)."""
+    if backend.pooler_admin_url is not None:
+        return await pooler_clients(backend.pooler_admin_url, APP_NAME)
     probe = create_engine(backend.settings(), pooled=False)
     try:
         async with probe.connect() as connection:
@@ -36,7 +41,7 @@ async def server_connections(backend: Backend) -> int:
 
 def _env(backend: Backend, *, grace_period: int) -> dict[str, str]:
     return {
-        "CATALOG_DATABASE_URL": backend.url,
+        **backend.env(),
         "CATALOG_APPLICATION_NAME": APP_NAME,
         "CATALOG_SHUTDOWN_GRACE_PERIOD": str(grace_period),
     }
@@ -65,7 +70,7 @@ async def test_sigterm_lets_in_flight_requests_finish_then_closes_every_connecti
 ) -> None:
     with catalog_server(_env(backend, grace_period=10), tmp_path / "server.log") as server:
         async with httpx.AsyncClient(
-            base_url=server.base_url, timeout=30, headers=await admin_headers(backend.url)
+            base_url=server.base_url, timeout=30, headers=await admin_headers(backend.settings())
         ) as client:
             for _ in range(5):  # warm the pool: several connections at the server
                 await asyncio.gather(*(client.get("/products") for _ in range(4)))
@@ -100,7 +105,7 @@ async def test_requests_still_running_after_the_grace_period_get_503_and_are_rol
     outsider = create_engine(backend.settings(), pooled=False)
     with catalog_server(_env(backend, grace_period=1), tmp_path / "server.log") as server:
         async with httpx.AsyncClient(
-            base_url=server.base_url, timeout=30, headers=await admin_headers(backend.url)
+            base_url=server.base_url, timeout=30, headers=await admin_headers(backend.settings())
         ) as client:
             async with products_locked(backend):
                 stuck = asyncio.create_task(client.post("/products", json=product_payload("CUT")))

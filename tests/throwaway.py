@@ -180,3 +180,93 @@ class ThrowawayMariaDB(_Instance):
         if self.process is not None:
             self.thaw()
             self.crash()
+
+
+class ThrowawayPgBouncer(_Instance):
+    """A real PgBouncer in transaction mode, on a free port, in front of a PostgreSQL.
+
+    Its server pool (`pool_size`) is smaller than the clients' pools, as in production.
+    The safety timeouts reach its server connections through connect_query, where
+    catalog (which does not send them behind a pooler) expects an operator to put them.
+    """
+
+    def __init__(
+        self,
+        target_port: int,
+        *,
+        pool_size: int = 4,
+        max_client_conn: int = 200,
+        statement_timeout_ms: int = 30_000,
+        idle_in_transaction_ms: int = 60_000,
+        query_wait_timeout: int = 30,
+    ) -> None:
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        if not Path(binary).exists():
+            _missing("pgbouncer (Debian package pgbouncer)")
+        self.binary = binary
+        self.directory = Path(tempfile.mkdtemp(prefix="catalog-pgbouncer-"))
+        self.port = free_port()
+        self.url_for = lambda database: (
+            f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+        )
+        self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/pgbouncer"
+        connect_query = (
+            f"SET statement_timeout = {statement_timeout_ms}; "
+            f"SET idle_in_transaction_session_timeout = {idle_in_transaction_ms}"
+        )
+        (self.directory / "users.txt").write_text('"postgres" ""\n')
+        (self.directory / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = host=127.0.0.1 port={target_port} connect_query='{connect_query}'\n"
+            "[pgbouncer]\n"
+            "listen_addr = 127.0.0.1\n"
+            f"listen_port = {self.port}\n"
+            "unix_socket_dir =\n"
+            "auth_type = trust\n"
+            f"auth_file = {self.directory / 'users.txt'}\n"
+            "admin_users = postgres\n"
+            "pool_mode = transaction\n"
+            f"default_pool_size = {pool_size}\n"
+            f"max_client_conn = {max_client_conn}\n"
+            f"query_wait_timeout = {query_wait_timeout}\n"
+            # A dead server is retried every second, not every 15 s.
+            "server_login_retry = 1\n"
+            f"logfile = {self.directory / 'pgbouncer.log'}\n"
+        )
+        # PgBouncer refuses to run as root; -u drops to the postgres user.
+        self._as = ["-u", "postgres"] if os.geteuid() == 0 else []
+        if self._as:
+            shutil.chown(self.directory, "postgres", "postgres")
+            for path in self.directory.iterdir():
+                shutil.chown(path, "postgres", "postgres")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, *self._as, str(self.directory / "pgbouncer.ini")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        self.pid = self.process.pid
+        deadline = time.monotonic() + 20
+        while "listening on" not in self.log():
+            assert self.process.poll() is None, self.log()
+            assert time.monotonic() < deadline, f"pgbouncer did not start:\n{self.log()}"
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        path = self.directory / "pgbouncer.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.thaw()
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+            self.process = None
+            self.pid = None
+        shutil.rmtree(self.directory, ignore_errors=True)

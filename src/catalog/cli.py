@@ -34,9 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import catalog
 from catalog.config import Settings, get_settings
-from catalog.db.engine import create_engine
+from catalog.db.engine import behind_transaction_pooler, create_engine
 from catalog.db.migrations import SchemaState
-from catalog.db.server import ServerFacts, connection_budget, server_facts
+from catalog.db.pooler import PoolerError, PoolerFacts
+from catalog.db.server import ServerFacts, server_facts
 from catalog.db.session import create_sessionmaker
 from catalog.errors import ConflictError
 from catalog.models import migrations
@@ -45,6 +46,7 @@ from catalog.products import seed as product_seed
 from catalog.products import transfer
 from catalog.products.export import ExportFormat
 from catalog.products.transfer import OnError
+from catalog.startup import budget_of, pooler_of, timeout_advice
 from catalog.users import service as user_service
 from catalog.users.models import Role
 from catalog.users.schemas import UserCreate
@@ -201,22 +203,50 @@ def doctor(
     if workers is not None:
         settings = settings.model_copy(update={"workers": workers})
 
-    async def work(engine: AsyncEngine) -> tuple[ServerFacts, SchemaState, list[str]]:
+    async def work(
+        engine: AsyncEngine,
+    ) -> tuple[ServerFacts, SchemaState, list[str], PoolerFacts | str | None]:
         state = await migrations.state(engine)
         missing = await migrations.missing_indexes(engine) if state.is_current else []
-        return await server_facts(engine), state, missing
+        try:
+            pooler: PoolerFacts | str | None = await pooler_of(settings)
+        except PoolerError as error:
+            pooler = str(error)
+        return await server_facts(engine), state, missing, pooler
 
-    facts, state, missing = _with_engine(work, needs_schema=False)
-    budget = connection_budget(settings, facts)
+    facts, state, missing, pooler = _with_engine(work, needs_schema=False)
+    budget = budget_of(settings, facts, pooler if isinstance(pooler, PoolerFacts) else None)
+    timeouts = timeout_advice(settings, facts)
     table = Table(title="catalog doctor", show_header=False)
     table.add_row("database", _database_label())
     table.add_row("server", facts.version)
     table.add_row("max_connections", str(facts.max_connections or "no limit"))
     table.add_row("connections in use now", str(facts.connections_in_use or "-"))
+    if behind_transaction_pooler(settings):
+        if isinstance(pooler, PoolerFacts):
+            table.add_row(
+                "pooler",
+                f"{pooler.version}, pool_mode {pooler.pool_mode}, max_client_conn "
+                f"{pooler.max_client_conn}, server pool {pooler.pool_size} + reserve "
+                f"{pooler.reserve_pool}",
+            )
+        else:
+            table.add_row(
+                "pooler",
+                pooler or "transaction mode; limits unknown (no CATALOG_POOLER_ADMIN_URL)",
+            )
     for name in ("workers", "pool_size", "max_overflow", "pool_timeout", "pool_recycle"):
         table.add_row(name, str(getattr(settings, name)))
     table.add_row("pool_pre_ping", str(settings.pool_pre_ping))
     table.add_row("connect_timeout", str(settings.connect_timeout))
+    if facts.statement_timeout is not None:
+        table.add_row(
+            "timeouts at the server",
+            f"statement {facts.statement_timeout:g} s, idle in transaction "
+            f"{facts.idle_in_transaction_timeout:g} s (0: none)",
+        )
+    for advice in timeouts:
+        table.add_row("WARNING", advice)
     table.add_row("signing key", settings.signing_secret_source)
     table.add_row(
         "rate limits counted in",
@@ -243,7 +273,7 @@ def doctor(
         )
     table.add_row("connection budget", ("ok: " if budget.ok else "OVER: ") + budget.describe())
     console.print(table)
-    if not (budget.ok and state.is_current and not missing):
+    if not (budget.ok and state.is_current and not missing and not isinstance(pooler, str)):
         raise typer.Exit(1)
 
 

@@ -117,6 +117,16 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
 
     database_url: str = "sqlite+inline:///./catalog.db"
+    # "transaction" when database_url points at a pooler that lends server connections
+    # per transaction (PgBouncer's pool_mode = transaction). PostgreSQL only. Every
+    # statement then runs inside a transaction, no prepared statement outlives one, and
+    # the server-side timeouts are not sent when connecting (PgBouncer refuses them):
+    # set them where the pooler's server connections get them (docs/scale-out.md).
+    database_pooler: Literal["none", "transaction"] = "none"
+    # The pooler's admin console, read to check the connection budget against its
+    # limits (PgBouncer: postgresql://USER@HOST:6432/pgbouncer, USER one of its
+    # stats_users or admin_users). Unset, the pooler's limits are not checked.
+    pooler_admin_url: SecretStr | None = None
 
     # The key that signs access tokens and pagination cursors (HS256): at least 32
     # bytes, from a secret store, the same on every host. Unset, the key is read from
@@ -222,6 +232,25 @@ class Settings(BaseSettings):
     @classmethod
     def _async_driver(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("pooler_admin_url")
+    @classmethod
+    def _pooler_admin_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL of the pooler's admin database")
+        return value
+
+    @model_validator(mode="after")
+    def _pooler_needs_postgresql(self) -> Self:
+        if self.database_pooler != "none" and not self.database_url.startswith("postgresql+"):
+            raise ValueError(
+                "CATALOG_DATABASE_POOLER is for PostgreSQL behind PgBouncer; "
+                "CATALOG_DATABASE_URL is not a postgresql:// URL"
+            )
+        return self
 
     @field_validator(
         "rate_limit_login_per_address",

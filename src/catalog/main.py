@@ -10,7 +10,7 @@ from fastapi import FastAPI
 import catalog
 from catalog import health, metrics
 from catalog.config import Settings, get_settings
-from catalog.db.engine import create_engine
+from catalog.db.engine import behind_transaction_pooler, create_engine
 from catalog.db.session import Reader, create_sessionmaker
 from catalog.errors import UnhandledErrorMiddleware, install_error_handling, problem_responses
 from catalog.head import HeadAsGetMiddleware
@@ -42,7 +42,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await check_database(engine, settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.reader = Reader(engine)
+        app.state.reader = Reader(engine, in_transactions=behind_transaction_pooler(settings))
         app.state.password_hasher = PasswordHasher.from_settings(settings)
         app.state.rate_limits = rate_limits = RateLimits(settings)
         if app.state.freeze_gc:

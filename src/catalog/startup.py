@@ -3,28 +3,80 @@
 `catalog doctor` runs the same checks and prints what it found.
 """
 
+import logging
+
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.config import Settings
-from catalog.db.server import connection_budget, recycle_problem, server_facts
+from catalog.db.engine import behind_transaction_pooler
+from catalog.db.pooler import PoolerError, PoolerFacts, pooler_facts
+from catalog.db.server import (
+    ConnectionBudget,
+    ServerFacts,
+    connection_budget,
+    recycle_problem,
+    server_facts,
+    timeout_problems,
+)
 from catalog.models import migrations
 
-__all__ = ["StartupCheckError", "check_database"]
+__all__ = ["StartupCheckError", "budget_of", "check_database", "pooler_of", "timeout_advice"]
+
+logger = logging.getLogger(__name__)
 
 
 class StartupCheckError(RuntimeError):
     """The database is not fit to be served; the message says what to do."""
 
 
+async def pooler_of(settings: Settings) -> PoolerFacts | None:
+    """The limits of the pooler in front of the database, when its console is configured."""
+    if not behind_transaction_pooler(settings) or settings.pooler_admin_url is None:
+        return None
+    database = make_url(settings.database_url).database or ""
+    return await pooler_facts(
+        settings.pooler_admin_url.get_secret_value(),
+        database,
+        connect_timeout=settings.connect_timeout,
+    )
+
+
+def budget_of(
+    settings: Settings, facts: ServerFacts, pooler: PoolerFacts | None
+) -> ConnectionBudget:
+    return connection_budget(
+        settings, facts, behind_pooler=behind_transaction_pooler(settings), pooler=pooler
+    )
+
+
+def timeout_advice(settings: Settings, facts: ServerFacts) -> list[str]:
+    """What is missing of the safety timeouts, and where to set it."""
+    where = (
+        "behind a pooler, set it where its server connections get it: ALTER ROLE ... SET, "
+        "or PgBouncer's connect_query (docs/scale-out.md)"
+        if behind_transaction_pooler(settings)
+        else "check the server's and the role's settings"
+    )
+    return [f"{problem}; {where}" for problem in timeout_problems(facts)]
+
+
 async def check_database(engine: AsyncEngine, settings: Settings) -> None:
     """Refuse to start on a schema that is not the code's, a pool the server would cut,
-    or more connections than the server accepts."""
+    or more connections than the server (or the pooler in front of it) accepts."""
     state = await migrations.state(engine)
     if not state.is_current:
         raise StartupCheckError(f"catalog cannot start: {state.problem()}")
     facts = await server_facts(engine)
     if problem := recycle_problem(settings, facts):
         raise StartupCheckError(f"catalog cannot start: {problem}")
-    budget = connection_budget(settings, facts)
+    try:
+        pooler = await pooler_of(settings)
+    except PoolerError as error:
+        message = f"catalog cannot start: {error} (CATALOG_POOLER_ADMIN_URL)"
+        raise StartupCheckError(message) from None
+    budget = budget_of(settings, facts, pooler)
     if settings.connection_budget_check and not budget.ok:
         raise StartupCheckError(f"catalog cannot start: {budget.describe()}")
+    for advice in timeout_advice(settings, facts):
+        logger.warning("%s", advice)

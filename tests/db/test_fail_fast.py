@@ -110,12 +110,12 @@ async def test_clients_that_hang_up_mid_request_leak_nothing(
     backend: Backend, tmp_path: Path
 ) -> None:
     env = {
-        "CATALOG_DATABASE_URL": backend.url,
+        **backend.env(),
         "CATALOG_POOL_SIZE": "2",
         "CATALOG_MAX_OVERFLOW": "0",
         "CATALOG_SQLITE_BUSY_TIMEOUT": "30",
     }
-    headers = await admin_headers(backend.url)
+    headers = await admin_headers(backend.settings())
     with catalog_server(env, tmp_path / "server.log") as server:
         async with products_locked(backend):
             # Raw sockets that send a request, wait until it is inside the database,

@@ -43,7 +43,8 @@ async def test_a_budget_within_the_limit_starts(backend: Backend) -> None:
 
 @pytest.fixture
 def database_env(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Backend:
-    monkeypatch.setenv("CATALOG_DATABASE_URL", backend.url)
+    for name, value in backend.env().items():
+        monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     yield backend  # type: ignore[misc]
     get_settings.cache_clear()

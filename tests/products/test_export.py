@@ -64,7 +64,7 @@ async def test_a_slow_client_reading_a_large_export_does_not_pin_a_connection(
     backend: Backend, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     await seed_products(engine, count=20_000, seed=3)
-    env = {"CATALOG_DATABASE_URL": backend.url, "CATALOG_EXPORT_CHUNK_SIZE": "500"}
+    env = {**backend.env(), "CATALOG_EXPORT_CHUNK_SIZE": "500"}
     hold = "catalog_db_connection_hold_seconds"
     route = "/products/export"
     ids: list[int] = []

@@ -13,7 +13,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolResetState, Stati
 from catalog.db.pool import MeteredPool, count_pool_events, ping_idle_connections
 from catalog.db.sqlite import is_in_memory  # importing it registers sqlite+inline://
 
-__all__ = ["EngineSettings", "create_engine", "engine_options"]
+__all__ = ["EngineSettings", "behind_transaction_pooler", "create_engine", "engine_options"]
 
 
 class EngineSettings(Protocol):
@@ -22,6 +22,8 @@ class EngineSettings(Protocol):
 
     @property
     def database_url(self) -> str: ...
+    @property
+    def database_pooler(self) -> str: ...
     @property
     def echo_sql(self) -> bool: ...
     @property
@@ -132,28 +134,55 @@ def _sqlite_options(url: URL, settings: EngineSettings) -> dict[str, Any]:
     return options
 
 
+def behind_transaction_pooler(settings: EngineSettings) -> bool:
+    """Does `database_url` lead to a pooler that lends server connections per transaction?"""
+    return settings.database_pooler == "transaction"
+
+
 def _postgresql_connect_args(url: URL, settings: EngineSettings) -> dict[str, Any]:
     server_settings = {
         # Tells this service's sessions apart in pg_stat_activity and the logs.
         "application_name": settings.application_name,
         # Timestamps come back in UTC whatever the server's zone is.
         "timezone": "UTC",
-        # The server cancels a statement that runs longer...
-        "statement_timeout": str(round(settings.statement_timeout * 1000)),
-        # ...and ends a session left idle inside a transaction, releasing its locks.
-        "idle_in_transaction_session_timeout": str(
-            round(settings.idle_in_transaction_timeout * 1000)
-        ),
     }
+    pooled_per_transaction = behind_transaction_pooler(settings)
+    if not pooled_per_transaction:
+        # PgBouncer refuses these two at connect (and its track_extra_parameters would
+        # accept them without applying them): behind it they are set where its server
+        # connections get them, and catalog doctor checks they are (docs/scale-out.md).
+        # The server cancels a statement that runs longer...
+        server_settings["statement_timeout"] = str(round(settings.statement_timeout * 1000))
+        # ...and ends a session left idle inside a transaction, releasing its locks.
+        server_settings["idle_in_transaction_session_timeout"] = str(
+            round(settings.idle_in_transaction_timeout * 1000)
+        )
     if url.get_driver_name() != "asyncpg":
-        options = " ".join(f"-c {name}={value}" for name, value in server_settings.items())
-        return {"connect_timeout": max(1, round(settings.connect_timeout)), "options": options}
-    return {
+        args: dict[str, Any] = {"connect_timeout": max(1, round(settings.connect_timeout))}
+        if pooled_per_transaction:
+            # psycopg: never prepare (a named statement would outlive its transaction's
+            # server connection); application_name is a connection parameter, which
+            # PgBouncer passes on, where it refuses `options`.
+            args.update(prepare_threshold=None, application_name=settings.application_name)
+        else:
+            args["options"] = " ".join(
+                f"-c {key}={value}" for key, value in server_settings.items()
+            )
+        return args
+    args = {
         "timeout": settings.connect_timeout,
         # The client stops waiting for a server that hangs instead of answering.
         "command_timeout": settings.statement_timeout + _CLIENT_MARGIN_SECONDS,
         "server_settings": server_settings,
     }
+    if pooled_per_transaction:
+        # Through a transaction-mode pooler the next statement may reach another server
+        # connection, where a named prepared statement does not exist (or is another
+        # client's). asyncpg then uses the unnamed statement, parsed and run within one
+        # transaction, and SQLAlchemy's dialect keeps no prepared statement across
+        # statements. Measured against the alternatives in docs/scale-out.md.
+        args.update(statement_cache_size=0, prepared_statement_cache_size=0)
+    return args
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

@@ -98,15 +98,19 @@ class Reader:
     back to the pool. Either way, two reads of one request may see different snapshots
     (a page and its count=exact, for instance).
 
+    Behind a transaction-mode pooler (`in_transactions=True`) reads run in transactions
+    on PostgreSQL too: asyncpg parses a statement and runs it in two round trips, and
+    outside a transaction the pooler may send the second to another server connection.
+
     Writes are refused: an INSERT, UPDATE or DELETE, or SQL text that is not a read,
     raises ReadOnlyError before it reaches the database. Writes take `SessionDep`.
     """
 
     __slots__ = ("_engine", "dialect")
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, in_transactions: bool = False) -> None:
         self.dialect = engine.dialect
-        if engine.dialect.name == "postgresql":
+        if engine.dialect.name == "postgresql" and not in_transactions:
             # A copy of the engine with this option; it shares the engine's pool.
             engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         # Each read runs SQLAlchemy's sync API inside one greenlet_spawn, the call that
