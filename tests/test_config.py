@@ -96,3 +96,30 @@ def test_postgresql_sets_server_side_timeouts_and_a_client_bound() -> None:
     assert server_settings["statement_timeout"] == "12000"
     assert server_settings["idle_in_transaction_session_timeout"] == "7000"
     assert options["connect_args"]["command_timeout"] > 12
+
+
+def test_behind_a_transaction_pooler_nothing_outlives_a_transaction() -> None:
+    settings = Settings(database_url="postgresql://u@bouncer/x", database_pooler="transaction")
+    args = engine_options(settings)["connect_args"]
+    # No prepared statement kept by asyncpg or by SQLAlchemy's dialect...
+    assert args["statement_cache_size"] == 0
+    assert args["prepared_statement_cache_size"] == 0
+    # ...and none of the startup parameters PgBouncer refuses; the client bound stays.
+    assert set(args["server_settings"]) == {"application_name", "timezone"}
+    assert args["command_timeout"] == settings.statement_timeout + 5
+    psycopg = engine_options(
+        settings.model_copy(update={"database_url": "postgresql+psycopg://u@b/x"})
+    )
+    assert psycopg["connect_args"]["prepare_threshold"] is None
+    assert "options" not in psycopg["connect_args"]
+
+
+@pytest.mark.parametrize("url", ["sqlite:///./x.db", "mariadb://root@db/x"])
+def test_the_pooler_setting_is_for_postgresql_only(url: str) -> None:
+    with pytest.raises(ValidationError, match="CATALOG_DATABASE_POOLER is for PostgreSQL"):
+        Settings(database_url=url, database_pooler="transaction")
+
+
+def test_the_pooler_console_must_be_a_postgresql_url() -> None:
+    with pytest.raises(ValidationError, match="postgresql:// URL"):
+        Settings(pooler_admin_url="redis://bouncer:6432/pgbouncer")

@@ -196,9 +196,10 @@ class ThrowawayPgBouncer(_Instance):
         *,
         pool_size: int = 4,
         max_client_conn: int = 200,
-        statement_timeout_ms: int = 30_000,
+        statement_timeout_ms: int | None = 30_000,
         idle_in_transaction_ms: int = 60_000,
         query_wait_timeout: int = 30,
+        server_connect_timeout: int = 15,
     ) -> None:
         binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
         if not Path(binary).exists():
@@ -206,18 +207,18 @@ class ThrowawayPgBouncer(_Instance):
         self.binary = binary
         self.directory = Path(tempfile.mkdtemp(prefix="catalog-pgbouncer-"))
         self.port = free_port()
-        self.url_for = lambda database: (
-            f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
-        )
         self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/pgbouncer"
+        # None: the operator forgot them (what catalog doctor warns about).
         connect_query = (
-            f"SET statement_timeout = {statement_timeout_ms}; "
-            f"SET idle_in_transaction_session_timeout = {idle_in_transaction_ms}"
+            ""
+            if statement_timeout_ms is None
+            else f" connect_query='SET statement_timeout = {statement_timeout_ms}; "
+            f"SET idle_in_transaction_session_timeout = {idle_in_transaction_ms}'"
         )
         (self.directory / "users.txt").write_text('"postgres" ""\n')
         (self.directory / "pgbouncer.ini").write_text(
             "[databases]\n"
-            f"* = host=127.0.0.1 port={target_port} connect_query='{connect_query}'\n"
+            f"* = host=127.0.0.1 port={target_port}{connect_query}\n"
             "[pgbouncer]\n"
             "listen_addr = 127.0.0.1\n"
             f"listen_port = {self.port}\n"
@@ -229,6 +230,7 @@ class ThrowawayPgBouncer(_Instance):
             f"default_pool_size = {pool_size}\n"
             f"max_client_conn = {max_client_conn}\n"
             f"query_wait_timeout = {query_wait_timeout}\n"
+            f"server_connect_timeout = {server_connect_timeout}\n"
             # A dead server is retried every second, not every 15 s.
             "server_login_retry = 1\n"
             f"logfile = {self.directory / 'pgbouncer.log'}\n"
@@ -240,6 +242,10 @@ class ThrowawayPgBouncer(_Instance):
             for path in self.directory.iterdir():
                 shutil.chown(path, "postgres", "postgres")
         self.process: subprocess.Popen[bytes] | None = None
+
+    def url_for(self, database: str) -> str:
+        """The URL of `database` through this pooler."""
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -270,3 +276,43 @@ class ThrowawayPgBouncer(_Instance):
             self.process = None
             self.pid = None
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class PooledPostgres:
+    """A throwaway PostgreSQL behind a throwaway PgBouncer (transaction mode): the
+    outages happen to the database, the service talks to the pooler."""
+
+    def __init__(self, **pooler_options: int) -> None:
+        self.database = ThrowawayPostgres(Path())
+        self.pooler: ThrowawayPgBouncer | None = None
+        self.pooler_options = pooler_options
+
+    @property
+    def url(self) -> str:
+        assert self.pooler is not None
+        return self.pooler.url_for("postgres")
+
+    @property
+    def admin_url(self) -> str:
+        assert self.pooler is not None
+        return self.pooler.admin_url
+
+    def start(self) -> None:
+        self.database.start()
+        if self.pooler is None:
+            self.pooler = ThrowawayPgBouncer(self.database.port, **self.pooler_options)
+            self.pooler.start()
+
+    def crash(self) -> None:
+        self.database.crash()
+
+    def freeze(self) -> None:
+        self.database.freeze()
+
+    def thaw(self) -> None:
+        self.database.thaw()
+
+    def stop(self) -> None:
+        if self.pooler is not None:
+            self.pooler.stop()
+        self.database.stop()
