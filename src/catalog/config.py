@@ -123,6 +123,17 @@ class Settings(BaseSettings):
     # the server-side timeouts are not sent when connecting (PgBouncer refuses them):
     # set them where the pooler's server connections get them (docs/scale-out.md).
     database_pooler: Literal["none", "transaction"] = "none"
+    # A PostgreSQL hot standby of database_url for public reads (GET /products, one
+    # product, export, search); unset, everything reads from database_url. Writes, and
+    # reads that serve a write or a sign-in, always go to database_url. It may list
+    # several hosts (?host=a:5432&host=b:5432): each connection takes the first that
+    # answers. docs/scale-out.md has the guarantees.
+    read_database_url: str | None = None
+    # Bounded staleness: a standby further behind the primary than this many seconds,
+    # or unreachable, serves no read until it catches up (checked every
+    # replica_check_interval seconds); reads go to the primary meanwhile.
+    replica_max_lag: PositiveSeconds = 5.0
+    replica_check_interval: float = Field(default=0.5, ge=0.05, le=60)
     # The pooler's admin console, read to check the connection budget against its
     # limits (PgBouncer: postgresql://USER@HOST:6432/pgbouncer, USER one of its
     # stats_users or admin_users). Unset, the pooler's limits are not checked.
@@ -233,6 +244,16 @@ class Settings(BaseSettings):
     def _async_driver(cls, value: str) -> str:
         return normalize_database_url(value)
 
+    @field_validator("read_database_url")
+    @classmethod
+    def _read_replica(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        url = normalize_database_url(value)
+        if not url.startswith("postgresql+"):
+            raise ValueError("read replicas are PostgreSQL hot standbys: use a postgresql:// URL")
+        return url
+
     @field_validator("pooler_admin_url")
     @classmethod
     def _pooler_admin_url(cls, value: SecretStr | None) -> SecretStr | None:
@@ -242,6 +263,15 @@ class Settings(BaseSettings):
         if scheme not in ("postgresql", "postgres"):
             raise ValueError("must be a postgresql:// URL of the pooler's admin database")
         return value
+
+    @model_validator(mode="after")
+    def _replica_of_postgresql(self) -> Self:
+        if self.read_database_url and not self.database_url.startswith("postgresql+"):
+            raise ValueError(
+                "CATALOG_READ_DATABASE_URL is a standby of a PostgreSQL primary; "
+                "CATALOG_DATABASE_URL is not a postgresql:// URL"
+            )
+        return self
 
     @model_validator(mode="after")
     def _pooler_needs_postgresql(self) -> Self:

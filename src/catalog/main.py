@@ -1,16 +1,20 @@
 """The application factory: `create_app()` wires settings, engine, routers and errors."""
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import catalog
 from catalog import health, metrics
 from catalog.config import Settings, get_settings
+from catalog.consistency import ConsistencyTokenMiddleware
 from catalog.db.engine import behind_transaction_pooler, create_engine
+from catalog.db.replica import ReplicaMonitor
 from catalog.db.session import Reader, create_sessionmaker
 from catalog.errors import UnhandledErrorMiddleware, install_error_handling, problem_responses
 from catalog.head import HeadAsGetMiddleware
@@ -38,11 +42,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics.observe_pool(engine.sync_engine)
     rate_limits: RateLimits | None = None
     stop_watching = app.state.shutdown.watch_signals()
+    app.state.replica = None
+    stack = AsyncExitStack()
     try:
         await check_database(engine, settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.reader = Reader(engine, in_transactions=behind_transaction_pooler(settings))
+        app.state.reader = reader = Reader(
+            engine, in_transactions=behind_transaction_pooler(settings)
+        )
+        if settings.read_database_url:
+            replica = await stack.enter_async_context(_read_replica(settings, reader))
+            app.state.replica, app.state.replica_reader, app.state.replica_sessionmaker = replica
+            app.state.commit_position = replica[0].commit_position
+            metrics.observe_replica(replica[0])
         app.state.password_hasher = PasswordHasher.from_settings(settings)
         app.state.rate_limits = rate_limits = RateLimits(settings)
         if app.state.freeze_gc:
@@ -55,10 +68,41 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         stop_watching()
+        await stack.aclose()
         if rate_limits is not None:
             await rate_limits.aclose()
         await engine.dispose()
         metrics.mark_worker_stopped()
+
+
+@asynccontextmanager
+async def _read_replica(
+    settings: Settings, primary_reader: Reader
+) -> AsyncIterator[tuple[ReplicaMonitor, Reader, async_sessionmaker[AsyncSession]]]:
+    """The read replica's engine, Reader and sessions, and the monitor that decides
+    whether a read may go there."""
+    read_settings = settings.model_copy(update={"database_url": settings.read_database_url})
+    read_engine = create_engine(read_settings)
+    # Its own connection: the check must not wait behind reads in the replica's pool
+    # (that would look like an outage exactly when the replica is busiest).
+    check_engine = create_engine(read_settings.model_copy(update={"pool_size": 1}))
+    monitor = ReplicaMonitor(
+        primary_reader,
+        check_engine,
+        max_lag=settings.replica_max_lag,
+        interval=settings.replica_check_interval,
+        timeout=settings.ready_timeout,
+    )
+    await monitor.check()  # a replica that is down at start is skipped from the start
+    watching = asyncio.create_task(monitor.run(), name="catalog-replica-monitor")
+    try:
+        yield monitor, Reader(read_engine, in_transactions=True), create_sessionmaker(read_engine)
+    finally:
+        watching.cancel()
+        with suppress(asyncio.CancelledError):
+            await watching
+        await read_engine.dispose()
+        await check_engine.dispose()
 
 
 def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> FastAPI:
@@ -90,6 +134,8 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
     # Outside the rest, so that it times whole requests, 413s included.
     app.add_middleware(metrics.RequestMetricsMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
+    if app.state.settings.read_database_url:
+        app.add_middleware(ConsistencyTokenMiddleware, max_lag=app.state.settings.replica_max_lag)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(products_router)

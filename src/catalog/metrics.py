@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from catalog.asgi import WatchedSend
 from catalog.db.pool import MeteredPool
+from catalog.db.replica import ReplicaMonitor, ReplicaState
 from catalog.operators import OperatorsOnly
 
 __all__ = [
@@ -41,11 +42,15 @@ __all__ = [
     "POOL_OVERFLOW",
     "POOL_SIZE",
     "POOL_WAITING",
+    "READS_ROUTED",
+    "REPLICA_LAG",
+    "REPLICA_USABLE",
     "RequestMetricsMiddleware",
     "current_route",
     "mark_worker_stopped",
     "multiprocess_dir",
     "observe_pool",
+    "observe_replica",
     "router",
 ]
 
@@ -135,6 +140,36 @@ class _CheckoutWaits:
         CHECKOUT_WAIT.observe(waited)
         if timed_out:
             CHECKOUT_TIMEOUTS.inc()
+
+
+REPLICA_LAG = Gauge(
+    "catalog_db_replica_lag_seconds",
+    "How far the read replica is behind the primary (at the last check)",
+    multiprocess_mode="livemax",
+)
+REPLICA_USABLE = Gauge(
+    "catalog_db_replica_usable",
+    "1 when the read replica serves reads, 0 when reads go to the primary",
+    multiprocess_mode="livemin",
+)
+READS_ROUTED = Counter(
+    "catalog_db_reads_routed_total",
+    "Public reads by where they went: replica, or primary and why (token, lag, down)",
+    ["to"],
+)
+
+
+def observe_replica(monitor: ReplicaMonitor) -> None:
+    """Feed the replica monitor's checks and routing decisions to the metrics."""
+
+    def checked(state: ReplicaState) -> None:
+        REPLICA_USABLE.set(1 if state.usable else 0)
+        if state.lag is not None:
+            REPLICA_LAG.set(state.lag)
+
+    monitor.on_check = checked
+    monitor.on_route = lambda where: READS_ROUTED.labels(where).inc()
+    checked(monitor.state)
 
 
 def observe_pool(engine: Engine) -> None:

@@ -16,12 +16,13 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import Result, Row, Select, TextClause
+from sqlalchemy import Result, Row, Select, TextClause, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
 )
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.util import greenlet_spawn
 
 from catalog.db.explain import Explain
@@ -33,18 +34,45 @@ __all__ = [
     "ReaderDep",
     "SessionDep",
     "SessionFactoryDep",
+    "TrackedSession",
     "create_sessionmaker",
     "get_engine",
     "get_reader",
     "get_session",
     "get_sessionmaker",
+    "wrote",
 ]
+
+
+class TrackedSession(Session):
+    """A session that remembers whether it wrote (`wrote(session)`): a flush, or a
+    statement that is not a SELECT (a bulk UPDATE, an INSERT ... ON CONFLICT)."""
+
+
+_WROTE = "catalog.wrote"
+
+
+@event.listens_for(TrackedSession, "after_flush")
+def _flushed(session: Session, _context: Any) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(TrackedSession, "do_orm_execute")
+def _executed(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        state.session.info[_WROTE] = True
+
+
+def wrote(session: AsyncSession) -> bool:
+    """Whether the session flushed or ran a statement that writes."""
+    return bool(session.info.get(_WROTE))
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """The process's session factory, bound to its one engine."""
     return async_sessionmaker(
         engine,
+        sync_session_class=TrackedSession,
         # Objects stay readable after commit, so the response can be built from them
         # without another round trip.
         expire_on_commit=False,
@@ -187,6 +215,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         # Reached only when the route returned normally: a failure here propagates to
         # the error handler, and the client sees an error, not a success.
         await session.commit()
+        # With a read replica, a write's commit position goes back to the client (its
+        # consistency token), so that its next reads see the write (catalog.consistency).
+        commit_position = getattr(request.app.state, "commit_position", None)
+        if commit_position is not None and wrote(session):
+            request.state.consistency_token = await commit_position()
 
 
 # scope="function": the code after `yield` runs as soon as the route returns, before

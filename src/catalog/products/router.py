@@ -7,7 +7,8 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from catalog.config import SettingsDep
-from catalog.db.session import ReaderDep, SessionDep, SessionFactoryDep
+from catalog.consistency import ReplicaReaderDep, ReplicaSessionFactoryDep
+from catalog.db.session import SessionDep
 from catalog.errors import problem_responses
 from catalog.links import link_to, link_to_this
 from catalog.products import export as product_export
@@ -41,7 +42,7 @@ _PAGING = ("cursor", "offset")
 
 @router.get("", responses=problem_responses(400, 422))
 async def list_products(
-    reader: ReaderDep,
+    reader: ReplicaReaderDep,
     settings: SettingsDep,
     request: Request,
     response: Response,
@@ -76,11 +77,11 @@ async def list_products(
             "description": "Every product, one per line (NDJSON) or row (CSV), by id",
             "content": {"application/x-ndjson": {}, "text/csv": {}},
         },
-        **problem_responses(422, 503),
+        **problem_responses(400, 422, 503),
     },
 )
 async def export_products(
-    sessionmaker: SessionFactoryDep,
+    sessionmaker: ReplicaSessionFactoryDep,
     settings: SettingsDep,
     export_format: Annotated[
         product_export.ExportFormat, Query(alias="format")
@@ -124,8 +125,10 @@ async def create_product(
     return ProductRead.model_validate(product)
 
 
-@router.get("/{product_id}", responses=problem_responses(404, 422))
-async def get_product(product_id: ProductId, reader: ReaderDep, response: Response) -> ProductRead:
+@router.get("/{product_id}", responses=problem_responses(400, 404, 422))
+async def get_product(
+    product_id: ProductId, reader: ReplicaReaderDep, response: Response
+) -> ProductRead:
     """One product, with its version as `ETag`."""
     product = await product_service.read(reader=reader, product_id=product_id)
     response.headers["ETag"] = product_service.etag(product)
