@@ -7,6 +7,7 @@ pg_basebackup -R, streaming, a few seconds to start.
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -20,7 +21,14 @@ from catalog.db.engine import create_engine
 from catalog.db.replica import parse_lsn
 from catalog.models import migrations
 from tests.conftest import TEST_APPLICATION_NAME
-from tests.helpers import assert_problem, product_payload, serving, until
+from tests.helpers import (
+    assert_problem,
+    bearer,
+    create_user,
+    product_payload,
+    serving,
+    until,
+)
 from tests.replication import ThrowawayReplicatedPostgres
 
 pytestmark = pytest.mark.postgresql
@@ -231,3 +239,81 @@ async def test_a_stopped_standby_is_skipped_and_taken_back(
     for _ in range(3):
         assert (await client.get("/test-only/where-reads-go")).status_code == 200
     assert (await client.get("/test-only/where-reads-go")).json() == {"standby": True}
+
+
+async def test_writes_resume_on_the_promoted_standby_and_no_acknowledged_order_is_lost() -> None:
+    # A cluster of this test's own: it ends with the primary gone. Commits wait for the
+    # standby (synchronous replication): an order acknowledged is an order on both.
+    cluster = ThrowawayReplicatedPostgres()
+    cluster.start()
+    try:
+        await _migrate(cluster.primary_url)
+        cluster.psql(
+            cluster.primary_port,
+            "ALTER SYSTEM SET synchronous_standby_names = 'catalog_standby'",
+        )
+        cluster.psql(cluster.primary_port, "SELECT pg_reload_conf()")
+        await until(
+            lambda: (
+                cluster.psql(cluster.primary_port, "SELECT sync_state FROM pg_stat_replication")
+                == "sync"
+            ),
+            within=10,
+            what="the standby to be synchronous",
+        )
+        settings = Settings(
+            # Both hosts: each new connection takes the one that accepts writes.
+            database_url=cluster.multihost_url("read-write"),
+            connect_timeout=1,
+            pool_timeout=2,
+            application_name=TEST_APPLICATION_NAME,
+        )
+        async with serving(settings) as (app, client):
+            product = (await client.post("/products", json=product_payload(stock=100_000))).json()
+            buyer = bearer(await create_user(app.state.engine, "buyer@example.com"), settings)
+            acknowledged: list[int] = []
+            statuses: list[int] = []
+            stop = asyncio.Event()
+
+            async def place_orders() -> None:
+                while not stop.is_set():
+                    response = await client.post(
+                        "/orders",
+                        json={"items": [{"product_id": product["id"], "quantity": 1}]},
+                        headers=buyer,
+                    )
+                    statuses.append(response.status_code)
+                    if response.status_code == 201:
+                        acknowledged.append(response.json()["id"])
+                    elif response.status_code != 503:
+                        pytest.fail(f"{response.status_code}: {response.text}")
+                    else:
+                        await asyncio.sleep(0.05)
+
+            writers = [asyncio.create_task(place_orders()) for _ in range(2)]
+            await until(lambda: len(acknowledged) >= 20, within=20, what="orders before")
+            before = len(acknowledged)
+            stopped_at = time.monotonic()
+            cluster.stop_primary()
+            await asyncio.to_thread(cluster.promote)
+            await until(lambda: len(acknowledged) > before + 5, within=30, what="orders after")
+            resumed_after = time.monotonic() - stopped_at
+            stop.set()
+            await asyncio.gather(*writers)
+
+        promoted = create_engine(Settings(database_url=cluster.standby_url), pooled=False)
+        try:
+            async with promoted.connect() as connection:
+                stored = set(
+                    (await connection.execute(text("SELECT id FROM orders"))).scalars().all()
+                )
+                in_recovery = await connection.scalar(text("SELECT pg_is_in_recovery()"))
+        finally:
+            await promoted.dispose()
+    finally:
+        cluster.stop()
+    assert in_recovery is False
+    assert set(acknowledged) <= stored, "an acknowledged order was lost"
+    assert 503 in statuses  # the outage was answered, not hidden
+    print(f"writes resumed {resumed_after:.2f} s after the primary stopped")
+    assert resumed_after < 15
