@@ -4,7 +4,9 @@ SQLite always runs. PostgreSQL and MariaDB run when their server answers at
 CATALOG_TEST_POSTGRESQL_URL / CATALOG_TEST_MARIADB_URL (the local servers by default);
 otherwise their tests are skipped with the reason, and with CI=true they fail instead.
 Every PostgreSQL test runs twice: directly, and through a real PgBouncer in transaction
-mode that the fixtures start in front of the same server (Debian's `pgbouncer`).
+mode that the fixtures start in front of the same server (Debian's `pgbouncer`). Every
+MariaDB test runs twice: on the shared server, and on a node of a real 3-node Galera
+cluster that the fixtures start (mariadbd with galera-4).
 The test databases are emptied: do not point these variables at data you want to keep.
 """
 
@@ -25,6 +27,7 @@ from catalog.config import Settings
 from catalog.db.engine import create_engine
 from catalog.main import create_app
 from catalog.models import Base, migrations
+from tests.galera import ThrowawayGalera
 from tests.helpers import backend_params, bearer, create_user
 from tests.throwaway import ThrowawayPgBouncer
 
@@ -140,9 +143,29 @@ def _require_server(name: str) -> str:
 @pytest.fixture(scope="session", params=backend_params("sqlite", "postgresql", "mariadb"))
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
     """A migrated database on each backend, built once per test session."""
-    if request.param == "pgbouncer":
-        return request.getfixturevalue("pgbouncer_backend")  # type: ignore[no-any-return]
+    if request.param in ("pgbouncer", "galera"):
+        return request.getfixturevalue(f"{request.param}_backend")  # type: ignore[no-any-return]
     return migrated_backend(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def galera_cluster() -> Iterator[ThrowawayGalera]:
+    """A real 3-node MariaDB Galera cluster, started for this test session (about 10 s)."""
+    _require_server("mariadb")  # CI=true: Galera runs where MariaDB must
+    cluster = ThrowawayGalera()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def galera_backend(galera_cluster: ThrowawayGalera) -> Backend:
+    """The first node of the Galera cluster, migrated: the node that takes the writes."""
+    url = galera_cluster.urls[0]
+    asyncio.run(_reset_schema(url))
+    return Backend("mariadb", url)
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,9 @@ def backend_params(*names: str) -> list[Any]:
     """pytest params for these backends, each with its own mark (`pytest -m sqlite`).
 
     PostgreSQL comes twice: directly, and through a real PgBouncer in transaction mode
-    (`pgbouncer`, marked both `postgresql` and `pgbouncer`).
+    (`pgbouncer`, marked both `postgresql` and `pgbouncer`). MariaDB too: the shared
+    server, and a node of a real 3-node Galera cluster (`galera`, marked `mariadb` and
+    `galera`).
     """
     params = []
     for name in names:
@@ -41,6 +43,9 @@ def backend_params(*names: str) -> list[Any]:
         if name == "postgresql":
             marks = [pytest.mark.postgresql, pytest.mark.pgbouncer]
             params.append(pytest.param("pgbouncer", marks=marks, id="pgbouncer"))
+        if name == "mariadb":
+            marks = [pytest.mark.mariadb, pytest.mark.galera]
+            params.append(pytest.param("galera", marks=marks, id="galera"))
     return params
 
 

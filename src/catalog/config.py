@@ -123,8 +123,9 @@ class Settings(BaseSettings):
     # the server-side timeouts are not sent when connecting (PgBouncer refuses them):
     # set them where the pooler's server connections get them (docs/scale-out.md).
     database_pooler: Literal["none", "transaction"] = "none"
-    # A PostgreSQL hot standby of database_url for public reads (GET /products, one
-    # product, export, search); unset, everything reads from database_url. Writes, and
+    # A replica of database_url for public reads (GET /products, one product, export,
+    # search): a PostgreSQL hot standby, or another node of database_url's MariaDB
+    # Galera cluster; unset, everything reads from database_url. Writes, and
     # reads that serve a write or a sign-in, always go to database_url. It may list
     # several hosts (?host=a:5432&host=b:5432): each connection takes the first that
     # answers. docs/scale-out.md has the guarantees.
@@ -250,8 +251,11 @@ class Settings(BaseSettings):
         if not value:
             return None
         url = normalize_database_url(value)
-        if not url.startswith("postgresql+"):
-            raise ValueError("read replicas are PostgreSQL hot standbys: use a postgresql:// URL")
+        if not url.startswith(("postgresql+", "mysql+", "mariadb+")):
+            raise ValueError(
+                "a read replica is a PostgreSQL hot standby or a MariaDB Galera node: "
+                "use a postgresql:// or mariadb:// URL"
+            )
         return url
 
     @field_validator("pooler_admin_url")
@@ -265,11 +269,16 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _replica_of_postgresql(self) -> Self:
-        if self.read_database_url and not self.database_url.startswith("postgresql+"):
+    def _replica_of_the_same_kind(self) -> Self:
+        # A MySQL/MariaDB URL may say either name; a replica is of the primary's kind.
+        kinds = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+        if self.read_database_url and kinds.get(self.read_database_url.split("+")[0]) != kinds.get(
+            self.database_url.split("+")[0]
+        ):
             raise ValueError(
-                "CATALOG_READ_DATABASE_URL is a standby of a PostgreSQL primary; "
-                "CATALOG_DATABASE_URL is not a postgresql:// URL"
+                "CATALOG_READ_DATABASE_URL must be a replica of CATALOG_DATABASE_URL: "
+                "a PostgreSQL standby of a PostgreSQL primary, or a Galera node of "
+                "the same cluster"
             )
         return self
 

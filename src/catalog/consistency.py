@@ -1,7 +1,8 @@
 """Reads that a read replica may serve, and the consistency token that keeps a client's
 own writes in its later reads (docs/scale-out.md).
 
-A write's response carries `Consistency-Token: <the commit's WAL position>`, and a
+A write's response carries `Consistency-Token: <the primary's position after the commit>`
+(a WAL position on PostgreSQL, a Galera seqno on MariaDB), and a
 cookie with the same value for browsers. A read that sends the token back (the header,
 or the cookie) is served by the replica only if the replica has replayed at least that
 far; else by the primary. A read without one may be served by a replica up to
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from catalog.db.replica import ReplicaMonitor, parse_lsn
+from catalog.db.replica import ReplicaMonitor
 from catalog.db.session import Reader
 from catalog.errors import CatalogError
 
@@ -39,23 +40,22 @@ class InvalidConsistencyTokenError(CatalogError):
     slug = "invalid-consistency-token"
 
 
-def _token(request: Request) -> int | None:
-    """The WAL position the client's reads must include, if it sent one."""
+def _token(request: Request, monitor: ReplicaMonitor) -> int | None:
+    """The position the client's reads must include, if it sent one."""
     value = request.headers.get(CONSISTENCY_HEADER) or request.cookies.get(CONSISTENCY_COOKIE)
     if value is None:
         return None
-    position = parse_lsn(value)
+    position = monitor.parse_token(value)
     if position is None:
         raise InvalidConsistencyTokenError(
-            f"{CONSISTENCY_HEADER} must be a token from a response of this service, "
-            "such as 0/16B3748"
+            f"{CONSISTENCY_HEADER} must be a token from a response of this service"
         )
     return position
 
 
 def _to_replica(request: Request) -> bool:
     monitor = cast(ReplicaMonitor | None, request.app.state.replica)
-    return monitor is not None and monitor.choose(_token(request))
+    return monitor is not None and monitor.choose(_token(request, monitor))
 
 
 async def get_replica_reader(request: Request) -> Reader:

@@ -1,17 +1,18 @@
-"""A PostgreSQL hot standby that serves reads: how far behind the primary it is, and
-whether a read may go to it.
+"""A replica that serves reads: how far behind the primary it is, and whether a read
+may go to it. A PostgreSQL hot standby, or another node of a MariaDB Galera cluster
+than the one that takes the writes.
 
-Bounded staleness: a `ReplicaMonitor` compares the standby's replay position with the
-primary's WAL position every `interval` seconds. Its lag is how long ago the primary
-first had WAL the standby has not replayed yet (0 when it has replayed everything the
-primary had at the last check). A standby that lags more than `max_lag`, cannot be
-reached, or is no longer in recovery (promoted) serves nothing until a later check
-finds it fit again.
+Bounded staleness: a `ReplicaMonitor` compares the replica's position with the
+primary's every `interval` seconds (PostgreSQL: WAL replayed against WAL written;
+Galera: the write-sets each node has committed, `wsrep_last_committed`). Its lag is
+how long ago the primary first had something the replica has not applied yet (0 when
+it has applied everything the primary had at the last check). A replica that lags more
+than `max_lag`, cannot be reached, or is no longer a replica (a promoted standby, a
+Galera node that is not Synced) serves nothing until a later check finds it fit again.
 
-Read-your-writes: a write's commit position on the primary (`pg_current_wal_lsn()`
-after the commit) is its consistency token. A read carrying a token goes to the
-standby only if the standby had replayed at least that far at the last check; else
-it goes to the primary.
+Read-your-writes: the primary's position after a write's commit is that write's
+consistency token. A read carrying a token goes to the replica only if the replica had
+applied at least that far at the last check; else it goes to the primary.
 """
 
 import asyncio
@@ -22,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.session import Reader
@@ -47,8 +48,44 @@ def format_lsn(position: int) -> str:
     return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
 
 
-_PRIMARY_POSITION = text("SELECT pg_current_wal_lsn()::text")
-_STANDBY_POSITION = text("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text")
+def _parse_seqno(value: str) -> int | None:
+    value = value.strip()
+    return int(value) if value.isdigit() and len(value) <= 19 else None
+
+
+def _galera_status(name: str) -> str:
+    return (
+        "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
+        f" WHERE VARIABLE_NAME = '{name}')"
+    )
+
+
+@dataclass(frozen=True)
+class _Positions:
+    """How one kind of replication says where a server is."""
+
+    primary: TextClause  # the primary's position, as text
+    replica: TextClause  # (is it a replica fit to read from, its position as text)
+    parse: Callable[[str], int | None]
+    unfit: str  # why a server that answers may not serve reads
+
+
+_POSTGRESQL = _Positions(
+    primary=text("SELECT pg_current_wal_lsn()::text"),
+    replica=text("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"),
+    parse=parse_lsn,
+    unfit="not a standby (promoted?)",
+)
+_GALERA = _Positions(
+    primary=text(f"SELECT {_galera_status('WSREP_LAST_COMMITTED')}"),
+    replica=text(
+        f"SELECT {_galera_status('WSREP_READY')} = 'ON'"
+        f" AND {_galera_status('WSREP_LOCAL_STATE_COMMENT')} = 'Synced',"
+        f" {_galera_status('WSREP_LAST_COMMITTED')}"
+    ),
+    parse=_parse_seqno,
+    unfit="not a Synced Galera node",
+)
 
 
 @dataclass
@@ -79,6 +116,7 @@ class ReplicaMonitor:
     ) -> None:
         self.primary = primary
         self.standby = standby
+        self._positions = _POSTGRESQL if standby.dialect.name == "postgresql" else _GALERA
         self.max_lag = max_lag
         self.interval = interval
         self.timeout = timeout
@@ -91,8 +129,12 @@ class ReplicaMonitor:
         self._ahead: deque[tuple[float, int]] = deque()
 
     async def commit_position(self) -> str:
-        """The primary's WAL position now: after a commit, the token of that write."""
-        return str(await self.primary.scalar_one(_PRIMARY_POSITION))
+        """The primary's position now: after a commit, the token of that write."""
+        return str(await self.primary.scalar_one(self._positions.primary))
+
+    def parse_token(self, value: str) -> int | None:
+        """The position a token names, or None if it is not a token of this kind."""
+        return self._positions.parse(value)
 
     def choose(self, token: int | None) -> bool:
         """Whether this read, after a write at `token` (None: no write to see), may go
@@ -120,23 +162,25 @@ class ReplicaMonitor:
         now = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout):
-                primary = parse_lsn(await self.primary.scalar_one(_PRIMARY_POSITION) or "")
-            if primary is not None and (not self._ahead or self._ahead[-1][1] < primary):
-                self._ahead.append((now, primary))
+                found = await self.primary.scalar_one(self._positions.primary)
+            primary = self._positions.parse(str(found or ""))
         except Exception as error:
             # The primary's outage shows in the requests that write (503). The positions
             # seen so far still age, and the lag with them.
-            logger.debug("no WAL position from the primary: %r", error)
+            logger.debug("no position from the primary: %r", error)
+        else:
+            if primary is not None and (not self._ahead or self._ahead[-1][1] < primary):
+                self._ahead.append((now, primary))
         try:
             async with asyncio.timeout(self.timeout):
                 async with self.standby.connect() as connection:
-                    in_recovery, replayed = (await connection.execute(_STANDBY_POSITION)).one()
+                    fit, replayed = (await connection.execute(self._positions.replica)).one()
         except Exception as error:  # whatever it is, do not read there
             self._set(usable=False, reason=f"unreachable ({type(error).__name__})", lag=None)
             return
-        position = parse_lsn(replayed or "")
-        if not in_recovery or position is None:
-            self._set(usable=False, reason="not a standby (promoted?)", lag=None)
+        position = self._positions.parse(str(replayed or ""))
+        if not fit or position is None:
+            self._set(usable=False, reason=self._positions.unfit, lag=None)
             return
         self.state.replayed = max(self.state.replayed, position)
         while self._ahead and self._ahead[0][1] <= position:
