@@ -83,10 +83,11 @@ class ConsistencyTokenMiddleware:
     """Puts the token of the request's write (set by the session dependency after its
     commit) on the response: a header for API clients, a cookie for browsers."""
 
-    def __init__(self, app: ASGIApp, *, max_lag: float) -> None:
+    def __init__(self, app: ASGIApp, *, max_lag: float, check_interval: float) -> None:
         self.app = app
-        # After max_lag seconds every usable replica has the write: the token is moot.
-        self.cookie_max_age = math.ceil(max_lag) + 1
+        # A replica that has not applied the write by then lags more than max_lag, and
+        # the monitor has seen it (within two checks): the cookie is moot after that.
+        self.cookie_max_age = math.ceil(max_lag + 2 * check_interval) + 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

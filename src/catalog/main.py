@@ -135,7 +135,11 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
     app.add_middleware(metrics.RequestMetricsMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     if app.state.settings.read_database_url:
-        app.add_middleware(ConsistencyTokenMiddleware, max_lag=app.state.settings.replica_max_lag)
+        app.add_middleware(
+            ConsistencyTokenMiddleware,
+            max_lag=app.state.settings.replica_max_lag,
+            check_interval=app.state.settings.replica_check_interval,
+        )
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(products_router)
