@@ -57,30 +57,34 @@ def arrow(
 
 def main() -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
-    for ax, title in (
-        (left, "PostgreSQL: PgBouncer, a hot standby, failover"),
-        (right, "MariaDB Galera: write to one node, read from another"),
+    for ax, title, clients in (
+        (
+            left,
+            "PostgreSQL: PgBouncer, a hot standby, failover",
+            "clients\n(Consistency-Token\nheader or cookie)",
+        ),
+        (right, "MariaDB Galera: write to one node, read from another", "clients"),
     ):
         ax.set_xlim(0, 10)
         ax.set_ylim(0, 7)
         ax.axis("off")
         ax.set_title(title, fontsize=11)
+        box(ax, 0.2, 5.4, 2.6, 1.0, clients, "#eeeeee")
+        box(
+            ax,
+            0.2,
+            3.0,
+            2.6,
+            1.6,
+            "catalog worker x N\nwrite pool + read pool\nreplica monitor",
+            "#dbe9f6",
+        )
+        arrow(ax, (1.5, 5.4), (1.5, 4.6), "HTTP")
 
     write, read = "#1f4e79", "#2e7d32"
-    box(left, 0.2, 5.4, 2.6, 1.0, "clients\n(Consistency-Token\nheader or cookie)", "#eeeeee")
-    box(
-        left,
-        0.2,
-        3.0,
-        2.6,
-        1.6,
-        "catalog worker x N\nwrite pool + read pool\nreplica monitor",
-        "#dbe9f6",
-    )
     box(left, 3.7, 4.4, 2.7, 1.1, "PgBouncer\ntransaction mode\n(optional)", "#fff2cc")
     box(left, 7.2, 4.4, 2.6, 1.1, "primary\n(read-write)", "#dbe9f6")
     box(left, 7.2, 1.2, 2.6, 1.1, "hot standby\n(pg_basebackup -R)", "#e2f0d9")
-    arrow(left, (1.5, 5.4), (1.5, 4.6), "HTTP")
     arrow(left, (2.8, 4.2), (3.7, 4.9), "writes,\nsign-in", color=write, dx=-0.45, dy=0.3)
     arrow(left, (6.4, 4.95), (7.2, 4.95), "", color=write)
     arrow(
@@ -103,20 +107,9 @@ def main() -> None:
         family="monospace",
     )
 
-    box(right, 0.2, 5.4, 2.6, 1.0, "clients", "#eeeeee")
-    box(
-        right,
-        0.2,
-        3.0,
-        2.6,
-        1.6,
-        "catalog worker x N\nwrite pool + read pool\nreplica monitor",
-        "#dbe9f6",
-    )
     box(right, 6.8, 5.0, 2.8, 1.0, "node 1 (writes)", "#dbe9f6")
     box(right, 6.8, 3.0, 2.8, 1.0, "node 2 (reads)", "#e2f0d9")
     box(right, 6.8, 1.0, 2.8, 1.0, "node 3", "#eeeeee")
-    arrow(right, (1.5, 5.4), (1.5, 4.6), "HTTP")
     arrow(
         right,
         (2.8, 4.3),

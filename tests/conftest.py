@@ -28,7 +28,13 @@ from catalog.db.engine import create_engine
 from catalog.main import create_app
 from catalog.models import Base, migrations
 from tests.galera import ThrowawayGalera
-from tests.helpers import backend_params, bearer, create_user
+from tests.helpers import (  # noqa: F401 - TEST_APPLICATION_NAME: imported from here too
+    TEST_APPLICATION_NAME,
+    backend_params,
+    bearer,
+    create_user,
+    settings_for,
+)
 from tests.throwaway import ThrowawayPgBouncer
 
 SERVER_URLS = {
@@ -40,8 +46,6 @@ SERVER_URLS = {
     ),
 }
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-# Tells the test apps' connections apart from anything else at the server.
-TEST_APPLICATION_NAME = f"catalog-test-{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -66,17 +70,13 @@ class Backend:
         return values
 
     def settings(self, **overrides: object) -> Settings:
-        values: dict[str, object] = {
-            "database_url": self.url,
-            "application_name": TEST_APPLICATION_NAME,
-            # The tests read /metrics and /health/pool freely; tests/test_operators.py
-            # checks that they are closed by default.
-            "metrics_public": True,
-        }
         if self.pooler_admin_url is not None:
-            values.update(database_pooler="transaction", pooler_admin_url=self.pooler_admin_url)
-        values.update(overrides)
-        return Settings(**values)  # type: ignore[arg-type]
+            overrides = {
+                "database_pooler": "transaction",
+                "pooler_admin_url": self.pooler_admin_url,
+                **overrides,
+            }
+        return settings_for(self.url, **overrides)
 
 
 _reachability: dict[str, str | None] = {}

@@ -2,6 +2,7 @@
 
 import asyncio
 import inspect
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,6 +28,32 @@ if TYPE_CHECKING:
     from tests.conftest import Backend
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# Tells the test apps' connections apart from anything else at the server.
+TEST_APPLICATION_NAME = f"catalog-test-{os.getpid()}"
+
+
+def settings_for(database_url: str, /, **overrides: object) -> Settings:
+    """Settings of a test's app on `database_url`: its sessions named for the tests, and
+    /metrics and /health/pool open (tests/test_operators.py checks they are closed by
+    default)."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "application_name": TEST_APPLICATION_NAME,
+        "metrics_public": True,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def migrate(url: str) -> None:
+    """Bring the database at `url` to the code's schema with the migrations."""
+    from catalog.models import migrations
+
+    engine = create_engine(Settings(database_url=url), pooled=False)
+    try:
+        await migrations.upgrade(engine)
+    finally:
+        await engine.dispose()
 
 
 def backend_params(*names: str) -> list[Any]:

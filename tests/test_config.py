@@ -123,3 +123,21 @@ def test_the_pooler_setting_is_for_postgresql_only(url: str) -> None:
 def test_the_pooler_console_must_be_a_postgresql_url() -> None:
     with pytest.raises(ValidationError, match="postgresql:// URL"):
         Settings(pooler_admin_url="redis://bouncer:6432/pgbouncer")
+
+
+@pytest.mark.parametrize(
+    ("primary", "replica"),
+    [
+        ("postgresql://u@db/x", "mariadb://u@node2/x"),
+        ("mariadb://u@node1/x", "postgresql://u@standby/x"),
+        ("sqlite:///./x.db", "sqlite:///./y.db"),
+    ],
+)
+def test_a_read_replica_is_of_the_primarys_kind(primary: str, replica: str) -> None:
+    with pytest.raises(ValidationError, match="replica"):
+        Settings(database_url=primary, read_database_url=replica)
+
+
+def test_a_galera_node_may_be_named_mysql_or_mariadb() -> None:
+    settings = Settings(database_url="mysql://u@node1/x", read_database_url="mariadb://u@node2/x")
+    assert settings.read_database_url == "mariadb+asyncmy://u@node2/x"

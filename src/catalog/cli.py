@@ -46,7 +46,7 @@ from catalog.products import seed as product_seed
 from catalog.products import transfer
 from catalog.products.export import ExportFormat
 from catalog.products.transfer import OnError
-from catalog.startup import budget_of, pooler_of, timeout_advice
+from catalog.startup import budget_of, pooler_of, replica_status, timeout_advice
 from catalog.users import service as user_service
 from catalog.users.models import Role
 from catalog.users.schemas import UserCreate
@@ -205,16 +205,17 @@ def doctor(
 
     async def work(
         engine: AsyncEngine,
-    ) -> tuple[ServerFacts, SchemaState, list[str], PoolerFacts | str | None]:
+    ) -> tuple[ServerFacts, SchemaState, list[str], PoolerFacts | str | None, str | None]:
         state = await migrations.state(engine)
         missing = await migrations.missing_indexes(engine) if state.is_current else []
         try:
             pooler: PoolerFacts | str | None = await pooler_of(settings)
         except PoolerError as error:
             pooler = str(error)
-        return await server_facts(engine), state, missing, pooler
+        replica = await replica_status(settings, engine)
+        return await server_facts(engine), state, missing, pooler, replica
 
-    facts, state, missing, pooler = _with_engine(work, needs_schema=False)
+    facts, state, missing, pooler, replica = _with_engine(work, needs_schema=False)
     budget = budget_of(settings, facts, pooler if isinstance(pooler, PoolerFacts) else None)
     timeouts = timeout_advice(settings, facts)
     table = Table(title="catalog doctor", show_header=False)
@@ -235,6 +236,8 @@ def doctor(
                 "pooler",
                 pooler or "transaction mode; limits unknown (no CATALOG_POOLER_ADMIN_URL)",
             )
+    if replica is not None:
+        table.add_row("read replica", replica)
     for name in ("workers", "pool_size", "max_overflow", "pool_timeout", "pool_recycle"):
         table.add_row(name, str(getattr(settings, name)))
     table.add_row("pool_pre_ping", str(settings.pool_pre_ping))

@@ -96,7 +96,8 @@ async def _read_replica(
     await monitor.check()  # a replica that is down at start is skipped from the start
     watching = asyncio.create_task(monitor.run(), name="catalog-replica-monitor")
     try:
-        yield monitor, Reader(read_engine, in_transactions=True), create_sessionmaker(read_engine)
+        reader = Reader(read_engine, in_transactions=behind_transaction_pooler(settings))
+        yield monitor, reader, create_sessionmaker(read_engine)
     finally:
         watching.cancel()
         with suppress(asyncio.CancelledError):

@@ -9,8 +9,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.config import Settings
-from catalog.db.engine import behind_transaction_pooler
+from catalog.db.engine import behind_transaction_pooler, create_engine
 from catalog.db.pooler import PoolerError, PoolerFacts, pooler_facts
+from catalog.db.replica import ReplicaMonitor
 from catalog.db.server import (
     ConnectionBudget,
     ServerFacts,
@@ -19,9 +20,17 @@ from catalog.db.server import (
     server_facts,
     timeout_problems,
 )
+from catalog.db.session import Reader
 from catalog.models import migrations
 
-__all__ = ["StartupCheckError", "budget_of", "check_database", "pooler_of", "timeout_advice"]
+__all__ = [
+    "StartupCheckError",
+    "budget_of",
+    "check_database",
+    "pooler_of",
+    "replica_status",
+    "timeout_advice",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +68,31 @@ def timeout_advice(settings: Settings, facts: ServerFacts) -> list[str]:
         else "check the server's and the role's settings"
     )
     return [f"{problem}; {where}" for problem in timeout_problems(facts)]
+
+
+async def replica_status(settings: Settings, engine: AsyncEngine) -> str | None:
+    """One check of the read replica, as the service's monitor makes them, in words."""
+    if not settings.read_database_url:
+        return None
+    replica = create_engine(
+        settings.model_copy(update={"database_url": settings.read_database_url}), pooled=False
+    )
+    try:
+        monitor = ReplicaMonitor(
+            Reader(engine, in_transactions=True),
+            replica,
+            max_lag=settings.replica_max_lag,
+            interval=settings.replica_check_interval,
+            timeout=settings.ready_timeout,
+        )
+        await monitor.check()
+    finally:
+        await replica.dispose()
+    state = monitor.state
+    label = make_url(settings.read_database_url).render_as_string(hide_password=True)
+    if state.usable:
+        return f"{label}: serves reads ({state.reason})"
+    return f"{label}: serves NO reads, they go to the primary: {state.reason}"
 
 
 async def check_database(engine: AsyncEngine, settings: Settings) -> None:

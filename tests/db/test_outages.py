@@ -13,28 +13,21 @@ from sqlalchemy import text
 
 from catalog.config import Settings
 from catalog.db.engine import create_engine
-from catalog.models import migrations
 from tests.conftest import TEST_APPLICATION_NAME, Backend
 from tests.helpers import (
     all_checked_in,
     assert_problem,
+    migrate,
     only_on,
     product_payload,
     serving,
+    settings_for,
     until,
 )
 from tests.throwaway import PooledPostgres, ThrowawayMariaDB, ThrowawayPostgres
 
 # Slack for a loaded 2-core machine: far below anything that would count as a hang.
 MARGIN = 2.0
-
-
-async def _migrate(url: str) -> None:
-    engine = create_engine(Settings(database_url=url), pooled=False)
-    try:
-        await migrations.upgrade(engine)
-    finally:
-        await engine.dispose()
 
 
 Server = ThrowawayPostgres | ThrowawayMariaDB | PooledPostgres
@@ -61,24 +54,20 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     instance.start()
     try:
         database = instance.database if isinstance(instance, PooledPostgres) else instance
-        asyncio.run(_migrate(database.url))
+        asyncio.run(migrate(database.url))
         yield instance
     finally:
         instance.stop()
 
 
 def outage_settings(server: Server, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": server.url,
-        "connect_timeout": 1,
-        "ready_timeout": 1,
-        "pool_timeout": 2,
-        "application_name": TEST_APPLICATION_NAME,
-    }
     if isinstance(server, PooledPostgres):
-        values.update(database_pooler="transaction", pooler_admin_url=server.admin_url)
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+        overrides = {
+            "database_pooler": "transaction",
+            "pooler_admin_url": server.admin_url,
+            **overrides,
+        }
+    return settings_for(server.url, connect_timeout=1, ready_timeout=1, pool_timeout=2, **overrides)
 
 
 async def timed(request: object) -> tuple[httpx.Response, float]:

@@ -22,8 +22,8 @@ from catalog.db.engine import create_engine
 from catalog.db.errors import is_unavailable
 from catalog.main import create_app
 from catalog.startup import StartupCheckError
-from tests.conftest import TEST_APPLICATION_NAME, Backend
-from tests.helpers import all_checked_in, assert_problem, product_payload, serving
+from tests.conftest import Backend
+from tests.helpers import all_checked_in, assert_problem, product_payload, serving, settings_for
 from tests.throwaway import ThrowawayPgBouncer
 
 # Each test starts a PgBouncer of its own in front of the migrated PostgreSQL test database.
@@ -43,14 +43,10 @@ class Bouncer:
 
     def settings(self, **overrides: object) -> Settings:
         values: dict[str, object] = {
-            "database_url": self.url,
             "database_pooler": "transaction",
             "pooler_admin_url": self.pooler.admin_url,
-            "application_name": TEST_APPLICATION_NAME,
-            "metrics_public": True,
         }
-        values.update(overrides)
-        return Settings(**values)  # type: ignore[arg-type]
+        return settings_for(self.url, **{**values, **overrides})
 
 
 @pytest.fixture

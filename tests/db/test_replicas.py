@@ -14,32 +14,26 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from typer.testing import CliRunner
 
-from catalog.config import Settings
+from catalog.cli import app as cli
+from catalog.config import Settings, get_settings
 from catalog.consistency import CONSISTENCY_COOKIE, CONSISTENCY_HEADER, ReplicaReaderDep
 from catalog.db.engine import create_engine
 from catalog.db.replica import parse_lsn
-from catalog.models import migrations
-from tests.conftest import TEST_APPLICATION_NAME
 from tests.helpers import (
     assert_problem,
     bearer,
     create_user,
+    migrate,
     product_payload,
     serving,
+    settings_for,
     until,
 )
 from tests.replication import ThrowawayReplicatedPostgres
 
 pytestmark = pytest.mark.postgresql
-
-
-async def _migrate(url: str) -> None:
-    engine = create_engine(Settings(database_url=url), pooled=False)
-    try:
-        await migrations.upgrade(engine)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +43,7 @@ def cluster() -> Iterator[ThrowawayReplicatedPostgres]:
     made = ThrowawayReplicatedPostgres()
     made.start()
     try:
-        asyncio.run(_migrate(made.primary_url))
+        asyncio.run(migrate(made.primary_url))
         yield made
     finally:
         made.stop()
@@ -57,17 +51,13 @@ def cluster() -> Iterator[ThrowawayReplicatedPostgres]:
 
 def replica_settings(cluster: ThrowawayReplicatedPostgres, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "database_url": cluster.primary_url,
         "read_database_url": cluster.standby_url,
         "replica_check_interval": 0.1,
         "replica_max_lag": 30,
         "connect_timeout": 1,
         "ready_timeout": 1,
-        "application_name": TEST_APPLICATION_NAME,
-        "metrics_public": True,
     }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    return settings_for(cluster.primary_url, **{**values, **overrides})
 
 
 async def _where(app: FastAPI) -> None:
@@ -247,7 +237,7 @@ async def test_writes_resume_on_the_promoted_standby_and_no_acknowledged_order_i
     cluster = ThrowawayReplicatedPostgres()
     cluster.start()
     try:
-        await _migrate(cluster.primary_url)
+        await migrate(cluster.primary_url)
         cluster.psql(
             cluster.primary_port,
             "ALTER SYSTEM SET synchronous_standby_names = 'catalog_standby'",
@@ -261,12 +251,9 @@ async def test_writes_resume_on_the_promoted_standby_and_no_acknowledged_order_i
             within=10,
             what="the standby to be synchronous",
         )
-        settings = Settings(
-            # Both hosts: each new connection takes the one that accepts writes.
-            database_url=cluster.multihost_url("read-write"),
-            connect_timeout=1,
-            pool_timeout=2,
-            application_name=TEST_APPLICATION_NAME,
+        # Both hosts: each new connection takes the one that accepts writes.
+        settings = settings_for(
+            cluster.multihost_url("read-write"), connect_timeout=1, pool_timeout=2
         )
         async with serving(settings) as (app, client):
             product = (await client.post("/products", json=product_payload(stock=100_000))).json()
@@ -317,3 +304,23 @@ async def test_writes_resume_on_the_promoted_standby_and_no_acknowledged_order_i
     assert 503 in statuses  # the outage was answered, not hidden
     print(f"writes resumed {resumed_after:.2f} s after the primary stopped")
     assert resumed_after < 15
+
+
+def test_doctor_says_whether_the_replica_serves_reads(
+    cluster: ThrowawayReplicatedPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CATALOG_DATABASE_URL", cluster.primary_url)
+    monkeypatch.setenv("CATALOG_READ_DATABASE_URL", cluster.standby_url)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["doctor"], env={"COLUMNS": "250"})
+        assert "read replica" in result.output
+        assert "serves reads (streaming)" in result.output, result.output
+        cluster.stop_standby()
+        try:
+            result = CliRunner().invoke(cli, ["doctor"], env={"COLUMNS": "250"})
+        finally:
+            cluster.start_standby()
+        assert "serves NO reads, they go to the primary: unreachable" in result.output
+    finally:
+        get_settings.cache_clear()

@@ -193,10 +193,13 @@ class ReplicaMonitor:
 
     def _set(self, *, usable: bool, reason: str, lag: float | None) -> None:
         state = self.state
+        first = state.checks == 0
         state.checks += 1
         state.lag = lag
-        if usable != state.usable:
-            if usable:
+        if usable != state.usable or first:
+            if usable and first:
+                logger.info("public reads go to the read replica (%s)", reason)
+            elif usable:
                 logger.warning("the read replica serves reads again (lag %.1f s)", lag or 0.0)
             else:
                 logger.warning("reads go to the primary: the read replica is %s", reason)

@@ -11,6 +11,7 @@ Public reads declare `reader: ReaderDep` instead: Core selects, each on a connec
 borrowed from the same pool for that statement, with no session around them (`Reader`).
 """
 
+import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar, cast
@@ -83,6 +84,8 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 _T = TypeVar("_T")
+
+logger = logging.getLogger(__name__)
 
 
 class ReadOnlyError(RuntimeError):
@@ -219,7 +222,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         # consistency token), so that its next reads see the write (catalog.consistency).
         commit_position = getattr(request.app.state, "commit_position", None)
         if commit_position is not None and wrote(session):
-            request.state.consistency_token = await commit_position()
+            try:
+                request.state.consistency_token = await commit_position()
+            except Exception:
+                # The write is committed: answer it as the success it is, without a
+                # token (this client's next reads may then miss it for up to the lag).
+                logger.warning("no consistency token for a committed write", exc_info=True)
 
 
 # scope="function": the code after `yield` runs as soon as the route returns, before
