@@ -141,3 +141,29 @@ def test_a_read_replica_is_of_the_primarys_kind(primary: str, replica: str) -> N
 def test_a_galera_node_may_be_named_mysql_or_mariadb() -> None:
     settings = Settings(database_url="mysql://u@node1/x", read_database_url="mariadb://u@node2/x")
     assert settings.read_database_url == "mariadb+asyncmy://u@node2/x"
+
+
+def test_a_read_replica_is_one_server() -> None:
+    with pytest.raises(ValidationError, match="one replica server"):
+        Settings(
+            database_url="postgresql://u@primary/x",
+            read_database_url="postgresql://u@/x?host=standby1:5432&host=standby2:5432",
+        )
+
+
+def test_the_replicas_own_pooler_setting_is_for_postgresql() -> None:
+    with pytest.raises(ValidationError, match="CATALOG_READ_DATABASE_POOLER"):
+        Settings(
+            database_url="mariadb://u@node1/x",
+            read_database_url="mariadb://u@node2/x",
+            read_database_pooler="transaction",
+        )
+    settings = Settings(
+        database_url="postgresql://u@primary/x",
+        read_database_url="postgresql://u@bouncer/x",
+        read_database_pooler="transaction",
+    )
+    replica = settings.replica_settings()
+    assert replica.database_url == "postgresql+asyncpg://u@bouncer/x"
+    assert replica.database_pooler == "transaction"
+    assert settings.database_pooler == "none"

@@ -51,7 +51,8 @@ async def refuses_connections(base_url: str) -> bool:
     try:
         async with httpx.AsyncClient(base_url=base_url) as fresh:
             await fresh.get("/health/live")
-    except httpx.ConnectError:
+    except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+        # Refused, or accepted by a listener closing under it and hung up unanswered.
         return True
     return False
 

@@ -125,11 +125,14 @@ class Settings(BaseSettings):
     database_pooler: Literal["none", "transaction"] = "none"
     # A replica of database_url for public reads (GET /products, one product, export,
     # search): a PostgreSQL hot standby, or another node of database_url's MariaDB
-    # Galera cluster; unset, everything reads from database_url. Writes, and
-    # reads that serve a write or a sign-in, always go to database_url. It may list
-    # several hosts (?host=a:5432&host=b:5432): each connection takes the first that
-    # answers. docs/scale-out.md has the guarantees.
+    # Galera cluster; unset, everything reads from database_url. Writes, and reads that
+    # serve a write or a sign-in, always go to database_url. One server: not a list of
+    # hosts, nor a name or balancer in front of several (the monitor must check the
+    # server the reads reach). docs/scale-out.md has the guarantees.
     read_database_url: str | None = None
+    # "transaction" when read_database_url is a PgBouncer in transaction mode (as
+    # database_pooler is for database_url).
+    read_database_pooler: Literal["none", "transaction"] = "none"
     # Bounded staleness: a standby further behind the primary than this many seconds,
     # or unreachable, serves no read until it catches up (checked every
     # replica_check_interval seconds); reads go to the primary meanwhile.
@@ -251,6 +254,12 @@ class Settings(BaseSettings):
         if not value:
             return None
         url = normalize_database_url(value)
+        hosts = make_url(url).query.get("host")
+        if isinstance(hosts, tuple) and len(hosts) > 1:
+            raise ValueError(
+                "one replica server, not a list of hosts: reads must reach the server "
+                "whose lag is checked"
+            )
         if not url.startswith(("postgresql+", "mysql+", "mariadb+")):
             raise ValueError(
                 "a read replica is a PostgreSQL hot standby or a MariaDB Galera node: "
@@ -270,6 +279,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _replica_of_the_same_kind(self) -> Self:
+        if self.read_database_pooler != "none" and not (self.read_database_url or "").startswith(
+            "postgresql+"
+        ):
+            raise ValueError("CATALOG_READ_DATABASE_POOLER is for a PostgreSQL read replica")
         # A MySQL/MariaDB URL may say either name; a replica is of the primary's kind.
         kinds = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
         if self.read_database_url and kinds.get(self.read_database_url.split("+")[0]) != kinds.get(
@@ -366,6 +379,15 @@ class Settings(BaseSettings):
         self._signing_secret = SecretStr(secret)
         self._signing_secret_source = source
         return self
+
+    def replica_settings(self) -> "Settings":
+        """These settings with the read replica's URL and pooler, for its engines."""
+        return self.model_copy(
+            update={
+                "database_url": self.read_database_url,
+                "database_pooler": self.read_database_pooler,
+            }
+        )
 
     @property
     def signing_secret(self) -> SecretStr:

@@ -5,6 +5,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from functools import partial
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,9 +53,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             engine, in_transactions=behind_transaction_pooler(settings)
         )
         if settings.read_database_url:
-            replica = await stack.enter_async_context(_read_replica(settings, reader))
+            replica = await stack.enter_async_context(_read_replica(settings))
             app.state.replica, app.state.replica_reader, app.state.replica_sessionmaker = replica
-            app.state.commit_position = replica[0].commit_position
+            app.state.commit_position = partial(replica[0].commit_position, reader)
             metrics.observe_replica(replica[0])
         app.state.password_hasher = PasswordHasher.from_settings(settings)
         app.state.rate_limits = rate_limits = RateLimits(settings)
@@ -77,18 +78,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def _read_replica(
-    settings: Settings, primary_reader: Reader
+    settings: Settings,
 ) -> AsyncIterator[tuple[ReplicaMonitor, Reader, async_sessionmaker[AsyncSession]]]:
     """The read replica's engine, Reader and sessions, and the monitor that decides
     whether a read may go there."""
-    read_settings = settings.model_copy(update={"database_url": settings.read_database_url})
+    read_settings = settings.replica_settings()
     read_engine = create_engine(read_settings)
-    # Its own connection: the check must not wait behind reads in the replica's pool
-    # (that would look like an outage exactly when the replica is busiest).
-    check_engine = create_engine(read_settings.model_copy(update={"pool_size": 1}))
+    # The monitor's connections are its own, one at each server: a check must not wait
+    # behind requests in a busy pool (that would look like an outage, or hide a lag,
+    # exactly when the servers are busiest).
+    one = {"pool_size": 1, "max_overflow": 0}
+    check_replica = create_engine(read_settings.model_copy(update=one))
+    check_primary = create_engine(settings.model_copy(update=one))
     monitor = ReplicaMonitor(
-        primary_reader,
-        check_engine,
+        Reader(check_primary, in_transactions=behind_transaction_pooler(settings)),
+        check_replica,
         max_lag=settings.replica_max_lag,
         interval=settings.replica_check_interval,
         timeout=settings.ready_timeout,
@@ -96,14 +100,14 @@ async def _read_replica(
     await monitor.check()  # a replica that is down at start is skipped from the start
     watching = asyncio.create_task(monitor.run(), name="catalog-replica-monitor")
     try:
-        reader = Reader(read_engine, in_transactions=behind_transaction_pooler(settings))
+        reader = Reader(read_engine, in_transactions=behind_transaction_pooler(read_settings))
         yield monitor, reader, create_sessionmaker(read_engine)
     finally:
         watching.cancel()
         with suppress(asyncio.CancelledError):
             await watching
-        await read_engine.dispose()
-        await check_engine.dispose()
+        for engine in (read_engine, check_replica, check_primary):
+            await engine.dispose()
 
 
 def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> FastAPI:

@@ -3,6 +3,7 @@
 `catalog doctor` runs the same checks and prints what it found.
 """
 
+import asyncio
 import logging
 
 from sqlalchemy.engine import make_url
@@ -74,9 +75,7 @@ async def replica_status(settings: Settings, engine: AsyncEngine) -> str | None:
     """One check of the read replica, as the service's monitor makes them, in words."""
     if not settings.read_database_url:
         return None
-    replica = create_engine(
-        settings.model_copy(update={"database_url": settings.read_database_url}), pooled=False
-    )
+    replica = create_engine(settings.replica_settings(), pooled=False)
     try:
         monitor = ReplicaMonitor(
             Reader(engine, in_transactions=True),
@@ -85,6 +84,10 @@ async def replica_status(settings: Settings, engine: AsyncEngine) -> str | None:
             interval=settings.replica_check_interval,
             timeout=settings.ready_timeout,
         )
+        # Two checks, as the service's monitor makes them: the first alone cannot tell
+        # a replica a moment behind from one hours behind.
+        await monitor.check()
+        await asyncio.sleep(settings.replica_check_interval)
         await monitor.check()
     finally:
         await replica.dispose()

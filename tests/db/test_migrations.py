@@ -1,10 +1,12 @@
 """The migrations build the schema the models describe, and the app checks it at start."""
 
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from asgi_lifespan import LifespanManager
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from catalog.config import Settings
 from catalog.db.engine import create_engine
@@ -12,6 +14,7 @@ from catalog.main import create_app
 from catalog.models import Base, migrations
 from catalog.startup import StartupCheckError
 from tests.conftest import Backend
+from tests.throwaway import ThrowawayMariaDB
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -77,3 +80,57 @@ async def test_app_refuses_a_database_from_a_newer_release(tmp_path: object) -> 
     with pytest.raises(StartupCheckError, match=r"newer release"):
         async with LifespanManager(create_app(settings)):
             pass
+
+
+@pytest.mark.mariadb
+async def test_a_latin1_database_is_converted_to_utf8mb4_keeping_exact_comparisons(
+    tmp_path: Path,
+) -> None:
+    # mariadbd's own default character set is latin1 (the throwaway server runs with
+    # --no-defaults, as a Galera node set up from scratch may): the tables of revisions
+    # 0001-0005 take it, and migration 0006 converts them.
+    server = ThrowawayMariaDB(tmp_path / "latin1")
+    server.start()
+    engine = create_engine(Settings(database_url=server.url), pooled=False)
+    try:
+        await migrations.upgrade(engine, "0005")
+        async with engine.begin() as connection:
+            assert await connection.scalar(text("SELECT @@character_set_database")) == "latin1"
+            # Revision 0005 compares SKUs exactly: these two are different products.
+            for sku in ("ABC", "abc"):
+                await connection.execute(
+                    text(
+                        "INSERT INTO products (sku, name, description, price, stock, version,"
+                        " created_at, updated_at) VALUES (:sku, 'Plain', '', 1, 1, 1, NOW(), NOW())"
+                    ),
+                    {"sku": sku},
+                )
+        await migrations.upgrade(engine)
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO products (sku, name, description, price, stock, version,"
+                    " created_at, updated_at) VALUES ('EMOJI', :name, :name, 1, 1, 1, NOW(), NOW())"
+                ),
+                {"name": "Dinosaurs \N{GRINNING FACE}"},
+            )
+            names = (await connection.execute(text("SELECT sku, name FROM products"))).all()
+            charsets = set(
+                (
+                    await connection.execute(
+                        text(
+                            "SELECT DISTINCT CHARACTER_SET_NAME FROM information_schema.COLUMNS"
+                            " WHERE TABLE_SCHEMA = DATABASE() AND CHARACTER_SET_NAME IS NOT NULL"
+                            " AND TABLE_NAME <> 'alembic_version'"
+                        )
+                    )
+                ).scalars()
+            )
+            differences = await connection.run_sync(_differences)
+    finally:
+        await engine.dispose()
+        server.stop()
+    assert sorted(sku for sku, _ in names) == ["ABC", "EMOJI", "abc"]
+    assert ("EMOJI", "Dinosaurs \N{GRINNING FACE}") in names
+    assert charsets == {"utf8mb4"}
+    assert differences == []

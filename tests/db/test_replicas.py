@@ -99,6 +99,9 @@ async def served(
             await connection.execute(text("DELETE FROM orders"))
             await connection.execute(text("DELETE FROM products"))
         cluster.wait_caught_up()
+        # A started monitor serves nothing until a second check (it cannot tell a
+        # replica a moment behind from one hours behind on one look).
+        await until(lambda: app.state.replica.state.usable, within=5, what="the replica usable")
         yield app, client
 
 

@@ -2,6 +2,7 @@
 console, to check the connection budget against it (catalog.db.server)."""
 
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 
@@ -49,7 +50,12 @@ async def pooler_facts(admin_url: str, database: str, *, connect_timeout: float)
                 dict(zip(columns, row, strict=True)) for row in await cursor.fetchall()
             ]
     except psycopg.Error as error:
-        raise PoolerError(f"cannot read the pooler's admin console: {error}") from None
+        message = str(error)
+        # libpq may quote the URL back (a malformed one): never the password.
+        password = urlsplit(admin_url).password
+        for secret in {password, unquote(password or "")} - {None, ""}:
+            message = message.replace(str(secret), "***")
+        raise PoolerError(f"cannot read the pooler's admin console: {message}") from None
     # The service's database, else the pooler's catch-all entry, else its defaults.
     entry = next((row for row in databases if row["name"] == database), None)
     if entry is None:

@@ -2,13 +2,14 @@
 may go to it. A PostgreSQL hot standby, or another node of a MariaDB Galera cluster
 than the one that takes the writes.
 
-Bounded staleness: a `ReplicaMonitor` compares the replica's position with the
-primary's every `interval` seconds (PostgreSQL: WAL replayed against WAL written;
-Galera: the write-sets each node has committed, `wsrep_last_committed`). Its lag is
-how long ago the primary first had something the replica has not applied yet (0 when
-it has applied everything the primary had at the last check). A replica that lags more
-than `max_lag`, cannot be reached, or is no longer a replica (a promoted standby, a
-Galera node that is not Synced) serves nothing until a later check finds it fit again.
+Bounded staleness: a `ReplicaMonitor` reads the primary's position and the replica's
+every `interval` seconds (PostgreSQL: WAL replayed against WAL inserted; Galera: the
+write-sets each node has committed, `wsrep_last_committed`), each on a connection of its
+own. The replica's lag is the time since the last check whose primary position it has
+reached: it has everything the primary had then. A replica that lags more than
+`max_lag`, is behind every position seen (as at start, until a second check), cannot be
+reached, or is no longer a replica (a promoted standby, a Galera node that is not
+Synced) serves nothing until a later check finds it fit again.
 
 Read-your-writes: the primary's position after a write's commit is that write's
 consistency token. A read carrying a token goes to the replica only if the replica had
@@ -71,7 +72,9 @@ class _Positions:
 
 
 _POSTGRESQL = _Positions(
-    primary=text("SELECT pg_current_wal_lsn()::text"),
+    # The insert position: past the commit record of every transaction committed, also
+    # with synchronous_commit=off (the write position may not have reached it yet).
+    primary=text("SELECT pg_current_wal_insert_lsn()::text"),
     replica=text("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"),
     parse=parse_lsn,
     unfit="not a standby (promoted?)",
@@ -124,13 +127,14 @@ class ReplicaMonitor:
         # Told of each routing decision and each check (catalog.metrics listens).
         self.on_route: Callable[[str], None] | None = None
         self.on_check: Callable[[ReplicaState], None] | None = None
-        # (when, primary position) of checks whose position the standby had not
-        # replayed at the last check, oldest first.
-        self._ahead: deque[tuple[float, int]] = deque()
+        # (when, the primary's position) of the checks of the last max_lag + 2
+        # intervals, oldest first, and the newest one before them.
+        self._seen: deque[tuple[float, int]] = deque()
 
-    async def commit_position(self) -> str:
-        """The primary's position now: after a commit, the token of that write."""
-        return str(await self.primary.scalar_one(self._positions.primary))
+    async def commit_position(self, primary: Reader) -> str:
+        """The primary's position now, read through `primary` (the app's pool): after a
+        commit, the token of that write."""
+        return str(await primary.scalar_one(self._positions.primary))
 
     def parse_token(self, value: str) -> int | None:
         """The position a token names, or None if it is not a token of this kind."""
@@ -158,19 +162,21 @@ class ReplicaMonitor:
             await asyncio.sleep(self.interval)
 
     async def check(self) -> None:
-        """Measure once and decide whether the standby may serve reads."""
+        """Measure once and decide whether the replica may serve reads."""
         now = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout):
                 found = await self.primary.scalar_one(self._positions.primary)
-            primary = self._positions.parse(str(found or ""))
         except Exception as error:
             # The primary's outage shows in the requests that write (503). The positions
             # seen so far still age, and the lag with them.
             logger.debug("no position from the primary: %r", error)
         else:
-            if primary is not None and (not self._ahead or self._ahead[-1][1] < primary):
-                self._ahead.append((now, primary))
+            if (primary := self._positions.parse(str(found or ""))) is not None:
+                self._seen.append((now, primary))
+        window = self.max_lag + 2 * self.interval
+        while len(self._seen) >= 2 and self._seen[1][0] < now - window:
+            self._seen.popleft()
         try:
             async with asyncio.timeout(self.timeout):
                 async with self.standby.connect() as connection:
@@ -182,10 +188,19 @@ class ReplicaMonitor:
         if not fit or position is None:
             self._set(usable=False, reason=self._positions.unfit, lag=None)
             return
-        self.state.replayed = max(self.state.replayed, position)
-        while self._ahead and self._ahead[0][1] <= position:
-            self._ahead.popleft()
-        lag = now - self._ahead[0][0] if self._ahead else 0.0
+        # The position as found (not the highest ever seen): the server behind the URL
+        # may have been replaced by one that is further behind.
+        self.state.replayed = position
+        # The replica has everything the primary had at the last check whose position it
+        # has reached: its staleness is at most the time since then.
+        reached = [when for when, seen in self._seen if seen <= position]
+        if not reached:
+            # Behind every position seen: since the start, or for longer than the window.
+            since = now - self._seen[0][0] if self._seen else 0.0
+            reason = f"lagging, behind every position of the last {since:.1f} s"
+            self._set(usable=False, reason=reason, lag=None)
+            return
+        lag = now - reached[-1]
         if lag > self.max_lag:
             self._set(usable=False, reason=f"lagging {lag:.1f} s (max {self.max_lag:g} s)", lag=lag)
         else:
