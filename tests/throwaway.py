@@ -5,6 +5,7 @@ when the test ends. PostgreSQL comes from /usr/lib/postgresql/*/bin (initdb, pg_
 MariaDB from mariadb-install-db and mariadbd.
 """
 
+import contextlib
 import glob
 import os
 import shutil
@@ -49,7 +50,8 @@ class _Instance:
 
     def thaw(self) -> None:
         for pid in self._processes():
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):  # one that has just exited
+                os.kill(pid, signal.SIGCONT)
 
 
 class ThrowawayPostgres(_Instance):
@@ -90,11 +92,18 @@ class ThrowawayPostgres(_Instance):
         self.pid = None
 
     def stop(self) -> None:
-        if self.pid is not None:
-            self.thaw()
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+        try:
+            if self.pid is not None:
+                self.thaw()
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+        except (OSError, subprocess.CalledProcessError):
+            # Whatever pg_ctl could not do, the postmaster's own pid still can.
+            if self.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+        finally:
             self.pid = None
-        shutil.rmtree(self.directory, ignore_errors=True)
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class ThrowawayMariaDB(_Instance):
@@ -313,6 +322,8 @@ class PooledPostgres:
         self.database.thaw()
 
     def stop(self) -> None:
-        if self.pooler is not None:
-            self.pooler.stop()
-        self.database.stop()
+        try:
+            if self.pooler is not None:
+                self.pooler.stop()
+        finally:
+            self.database.stop()
