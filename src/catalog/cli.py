@@ -182,10 +182,10 @@ def serve(
             port=port,
             workers=workers,
             server_header=False,
-            # X-Forwarded-* are believed only from the proxies the settings name (uvicorn
-            # would believe them from 127.0.0.1, so from anything on the same host).
-            proxy_headers=bool(get_settings().forwarded_allow_ips),
-            forwarded_allow_ips=get_settings().forwarded_allow_ips or None,
+            # X-Forwarded-* and X-Request-ID are read by the app itself, only from the
+            # proxies the settings name (catalog/requestid.py); uvicorn would believe
+            # them from 127.0.0.1, so from anything on the same host.
+            proxy_headers=False,
             # A second past the app's own deadline (catalog/shutdown.py), so that the
             # requests it cuts are answered before uvicorn would cancel them silently.
             timeout_graceful_shutdown=math.ceil(get_settings().shutdown_grace_period) + 1,

@@ -243,6 +243,38 @@ class Settings(BaseSettings):
     # Log every SQL statement (development only: it is slow and verbose).
     echo_sql: bool = False
 
+    # Log lines: "json" (one JSON object per line, for a log pipeline) or "text"
+    # (readable lines); unset, json in production and text otherwise. Every line of a
+    # request carries its request id (docs/operations.md).
+    log_format: Literal["json", "text"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # One line per request: method, route template, status, duration, pool wait and
+    # database time (never the query string, which may hold a secret).
+    access_log: bool = True
+    # Requests, and single statements, that take longer than this many seconds are
+    # logged as warnings (a statement with its SQL, never its parameters); 0: never.
+    slow_request_seconds: float = Field(default=1.0, ge=0, le=3600)
+    slow_statement_seconds: float = Field(default=0.25, ge=0, le=3600)
+    # OpenTelemetry traces (needs `pip install 'catalog[otel]'`): a span per request
+    # with a child per SQL statement, exported over OTLP/HTTP to otlp_endpoint
+    # (`http://collector:4318`) when set.
+    tracing: bool = False
+    otlp_endpoint: str | None = None
+    # Browser front ends on other origins (CORS): the origins allowed (comma-separated,
+    # `https://shop.example`; empty, the default: none), and what they may send.
+    cors_allow_origins: str = ""
+    cors_allow_methods: str = "GET, HEAD, POST, PATCH, DELETE"
+    cors_allow_headers: str = (
+        "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, "
+        "X-Request-ID, Consistency-Token"
+    )
+    cors_max_age: int = Field(default=600, ge=0, le=86_400)
+    # Cache-Control of public reads (products): by default a cache may keep them but
+    # must ask again each time, which costs a 304 without a body when nothing changed.
+    public_cache_control: str = Field(
+        default="public, max-age=0, must-revalidate", min_length=1, max_length=200
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

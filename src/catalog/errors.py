@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from catalog.asgi import WatchedSend
 from catalog.db.errors import ConstraintKind, constraint_violation, is_unavailable, violates
+from catalog.requestid import current_request_id
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -125,6 +126,11 @@ class Problem(BaseModel):
     title: str = Field(description="Short summary of the kind of problem")
     status: int = Field(description="The HTTP status code")
     detail: str = Field(description="What went wrong in this occurrence")
+    request_id: str | None = Field(
+        default=None,
+        description="The request's id (also in the X-Request-ID header): quote it to an "
+        "operator, who finds the request's log lines with it",
+    )
 
 
 class FieldError(BaseModel):
@@ -158,6 +164,8 @@ def problem_response(
         "status": status,
         "detail": detail,
         **extra,
+        # Quoted by a user, it finds the request's log lines (and a 500's traceback).
+        "request_id": current_request_id(),
     }
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 

@@ -23,6 +23,7 @@ from catalog.limits import BodySizeLimitMiddleware
 from catalog.orders.router import router as orders_router
 from catalog.products.router import router as products_router
 from catalog.ratelimits import RateLimits
+from catalog.requestid import TrustedProxyMiddleware
 from catalog.shutdown import ShutdownDeadline, ShutdownDeadlineMiddleware
 from catalog.startup import check_database
 from catalog.users.router import router as users_router
@@ -145,6 +146,10 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
             max_lag=app.state.settings.replica_max_lag,
             check_interval=app.state.settings.replica_check_interval,
         )
+    # Outermost: the request id exists before anything else runs or logs.
+    app.add_middleware(
+        TrustedProxyMiddleware, forwarded_allow_ips=app.state.settings.forwarded_allow_ips
+    )
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(products_router)
