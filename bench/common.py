@@ -132,11 +132,14 @@ def server_process(
     factory: bool = False,
     app_dir: Path | None = None,
     ready_path: str = "/health/live",
+    uvicorn_options: tuple[str, ...] = (),
 ) -> Iterator[Server]:
-    """`uvicorn app` (no access log) on a free port, once `ready_path` answers."""
+    """`uvicorn app` (no access log) on a free port, once `ready_path` answers.
+    `uvicorn_options` come last, so they override (`--access-log`, `--log-config F`)."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--port", str(port),
-               "--workers", str(workers), "--no-access-log", "--log-level", "warning"]  # fmt: skip
+               "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+               *uvicorn_options]  # fmt: skip
     if factory:
         command.append("--factory")
     if app_dir is not None:

@@ -40,6 +40,7 @@ from catalog.db.pooler import PoolerError, PoolerFacts
 from catalog.db.server import ServerFacts, server_facts
 from catalog.db.session import create_sessionmaker
 from catalog.errors import ConflictError
+from catalog.logs import logging_config
 from catalog.models import migrations
 from catalog.products import repository as products_repository
 from catalog.products import seed as product_seed
@@ -182,6 +183,11 @@ def serve(
             port=port,
             workers=workers,
             server_header=False,
+            # The app writes one access line per request (catalog.logs), with the
+            # request id, route template and timings; uvicorn's own costs more
+            # (docs/benchmarks.md) and says less. Every worker applies the same logging.
+            access_log=False,
+            log_config=logging_config(get_settings()),
             # X-Forwarded-* and X-Request-ID are read by the app itself, only from the
             # proxies the settings name (catalog/requestid.py); uvicorn would believe
             # them from 127.0.0.1, so from anything on the same host.

@@ -275,6 +275,64 @@ class Settings(BaseSettings):
         default="public, max-age=0, must-revalidate", min_length=1, max_length=200
     )
 
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _cors_origins(cls, value: str) -> str:
+        # Starlette compares each entry character for character with the Origin header a
+        # browser sends: scheme://host[:port], lower case, no default port, no path. An
+        # entry of another form would match nothing, silently; so it is refused here, or
+        # written the browser's way (case, default port).
+        origins = []
+        for entry in cls._comma_list(value):
+            if entry == "*":
+                origins.append(entry)
+                continue
+            url = urlsplit(entry)
+            try:
+                port = url.port
+            except ValueError:
+                port = -1
+            if (
+                not url.scheme
+                or not url.hostname
+                or "@" in url.netloc
+                or port == -1
+                or url.path
+                or url.query
+                or url.fragment
+            ):
+                raise ValueError(
+                    f"{entry!r} is not an origin: give scheme://host[:port] such as "
+                    "https://shop.example, with no path (not even a trailing /), or *"
+                )
+            scheme = url.scheme.lower()
+            host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
+            if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+                host = f"{host}:{port}"
+            origins.append(f"{scheme}://{host}")
+        if "*" in origins and len(origins) > 1:
+            raise ValueError("* allows every origin: give it alone, or list the origins")
+        return ", ".join(origins)
+
+    @staticmethod
+    def _comma_list(value: str) -> list[str]:
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """The origins allowed by CORS; empty: no CORS at all."""
+        return self._comma_list(self.cors_allow_origins)
+
+    @property
+    def cors_methods(self) -> list[str]:
+        """The methods a front end on an allowed origin may use."""
+        return [method.upper() for method in self._comma_list(self.cors_allow_methods)]
+
+    @property
+    def cors_headers(self) -> list[str]:
+        """The request headers a front end on an allowed origin may send."""
+        return self._comma_list(self.cors_allow_headers)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

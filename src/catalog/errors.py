@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
@@ -167,6 +166,10 @@ def problem_response(
         # Quoted by a user, it finds the request's log lines (and a 500's traceback).
         "request_id": current_request_id(),
     }
+    # An error says nothing of what the resource is a moment later (a 404 until the
+    # product is created, a 503 until the database is back): no cache may keep it, not
+    # even one that keeps a 404 without being told (RFC 9111 section 4.2.2).
+    headers = {"Cache-Control": "no-store", **(headers or {})}
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
@@ -344,15 +347,16 @@ def install_error_handling(app: FastAPI) -> None:
     ):
         app.add_exception_handler(exc_class, handle_error)
 
+    # FastAPI's own, which passes every schema argument the app was given (tags,
+    # servers...) and caches the schema until the routes change.
+    build = app.openapi
+    documented: dict[str, Any] | None = None
+
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
-            app.openapi_schema = _problems_as_problem_json(schema)
-        return app.openapi_schema
+        nonlocal documented
+        schema = build()
+        if schema is not documented:  # one FastAPI has just built
+            documented = _problems_as_problem_json(schema)
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -4,14 +4,15 @@ import asyncio
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from catalog.config import SettingsDep
 from catalog.db.pool import PoolSnapshot, pool_snapshot
 from catalog.db.server import round_trip
 from catalog.db.session import EngineDep
-from catalog.errors import ServiceUnavailableError, problem_responses
+from catalog.errors import ServiceUnavailableError
 from catalog.operators import OperatorsOnly
+from catalog.problems import problem_examples
 
 __all__ = ["router"]
 
@@ -19,6 +20,8 @@ router = APIRouter(prefix="/health", tags=["health"])
 
 
 class HealthStatus(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: Literal["ok"] = "ok"
 
 
@@ -39,7 +42,10 @@ def _forget(task: asyncio.Task[None]) -> None:
         task.exception()  # retrieved: no "exception was never retrieved" warning
 
 
-@router.get("/ready", responses=problem_responses(503))
+@router.get(
+    "/ready",
+    responses=problem_examples(service_unavailable="The database did not answer within 2.0 s."),
+)
 async def ready(engine: EngineDep, settings: SettingsDep) -> HealthStatus:
     """The database answers a round trip within `CATALOG_READY_TIMEOUT` seconds; 503 if not."""
     probe = asyncio.create_task(round_trip(engine))
@@ -60,7 +66,11 @@ async def ready(engine: EngineDep, settings: SettingsDep) -> HealthStatus:
     return HealthStatus()
 
 
-@router.get("/pool", dependencies=[OperatorsOnly], responses=problem_responses(401))
+@router.get(
+    "/pool",
+    dependencies=[OperatorsOnly],
+    responses=problem_examples(unauthorized="This needs CATALOG_METRICS_TOKEN as a bearer token."),
+)
 async def pool(engine: EngineDep) -> PoolSnapshot:
     """A snapshot of this worker's connection pool, for people. Borrows no connection."""
     return pool_snapshot(engine.sync_engine.pool)

@@ -6,28 +6,35 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from functools import partial
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import catalog
-from catalog import health, metrics
+from catalog import health, metrics, openapi, problems
 from catalog.config import Settings, get_settings
 from catalog.consistency import ConsistencyTokenMiddleware
+from catalog.cors import add_cors
 from catalog.db.engine import behind_transaction_pooler, create_engine
 from catalog.db.replica import ReplicaMonitor
 from catalog.db.session import Reader, create_sessionmaker
-from catalog.errors import UnhandledErrorMiddleware, install_error_handling, problem_responses
+from catalog.errors import UnhandledErrorMiddleware, install_error_handling
 from catalog.head import HeadAsGetMiddleware
 from catalog.limits import BodySizeLimitMiddleware
+from catalog.logs import RequestLog, observe_statements
 from catalog.orders.router import router as orders_router
 from catalog.products.router import router as products_router
 from catalog.ratelimits import RateLimits
 from catalog.requestid import TrustedProxyMiddleware
 from catalog.shutdown import ShutdownDeadline, ShutdownDeadlineMiddleware
 from catalog.startup import check_database
+from catalog.tracing import instrument_app, instrument_engine
 from catalog.users.router import router as users_router
 from catalog.users.security import PasswordHasher
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["create_app", "served_app"]
 
@@ -42,6 +49,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # disposed on shutdown so no connection outlives the process at the server.
     engine = create_engine(settings)
     metrics.observe_pool(engine.sync_engine)
+    observe_statements(
+        engine.sync_engine,
+        slow_seconds=settings.slow_statement_seconds,
+        route=metrics.current_route,
+    )
     rate_limits: RateLimits | None = None
     stop_watching = app.state.shutdown.watch_signals()
     app.state.replica = None
@@ -49,12 +61,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         await check_database(engine, settings)
         app.state.engine = engine
+        # After the start-up checks: a trace begins with a request, not with those.
+        instrument_engine(engine, app.state.tracer_provider)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.reader = reader = Reader(
             engine, in_transactions=behind_transaction_pooler(settings)
         )
         if settings.read_database_url:
-            replica = await stack.enter_async_context(_read_replica(settings))
+            replica = await stack.enter_async_context(
+                _read_replica(settings, app.state.tracer_provider)
+            )
             app.state.replica, app.state.replica_reader, app.state.replica_sessionmaker = replica
             app.state.commit_position = partial(replica[0].commit_position, reader)
             metrics.observe_replica(replica[0])
@@ -79,12 +95,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def _read_replica(
-    settings: Settings,
+    settings: Settings, tracer_provider: "TracerProvider | None"
 ) -> AsyncIterator[tuple[ReplicaMonitor, Reader, async_sessionmaker[AsyncSession]]]:
     """The read replica's engine, Reader and sessions, and the monitor that decides
     whether a read may go there."""
     read_settings = settings.replica_settings()
     read_engine = create_engine(read_settings)
+    instrument_engine(read_engine, tracer_provider)
+    observe_statements(
+        read_engine.sync_engine,
+        slow_seconds=settings.slow_statement_seconds,
+        route=metrics.current_route,
+    )
     # The monitor's connections are its own, one at each server: a check must not wait
     # behind requests in a busy pool (that would look like an outage, or hide a lag,
     # exactly when the servers are busiest).
@@ -111,11 +133,19 @@ async def _read_replica(
             await engine.dispose()
 
 
-def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    freeze_gc: bool = False,
+    tracer_provider: "TracerProvider | None" = None,
+) -> FastAPI:
     """Build the ASGI app; the engine is created when it starts, not here.
 
     `freeze_gc`: the app is the process's only one (a server's worker), and what exists
     when it has started is taken out of the garbage collector's reach (gc.freeze).
+
+    `tracer_provider`: where spans go when CATALOG_TRACING is on (by default a provider
+    made from the settings: catalog/tracing.py).
     """
     app = FastAPI(
         title="catalog",
@@ -124,7 +154,11 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
         lifespan=_lifespan,
         # Any route can meet an unexpected error; routes that use the database can
         # also meet an unavailable one.
-        responses=problem_responses(500),
+        responses=problems.problem_examples("internal-error"),
+        # Operation ids and tags are what generated clients are built from.
+        generate_unique_id_function=openapi.operation_id,
+        openapi_tags=openapi.TAGS,
+        swagger_ui_parameters=openapi.SWAGGER_UI_PARAMETERS,
         # `/products/` is a 404, not a redirect: Starlette builds the redirect's
         # Location from the Host header the client sent (catalog/links.py says why not).
         redirect_slashes=False,
@@ -138,7 +172,13 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
     app.state.shutdown = ShutdownDeadline(app.state.settings.shutdown_grace_period)
     app.add_middleware(ShutdownDeadlineMiddleware, deadline=app.state.shutdown)
     # Outside the rest, so that it times whole requests, 413s included.
-    app.add_middleware(metrics.RequestMetricsMiddleware)
+    app.add_middleware(
+        metrics.RequestMetricsMiddleware,
+        request_log=RequestLog(
+            enabled=app.state.settings.access_log,
+            slow_seconds=app.state.settings.slow_request_seconds,
+        ),
+    )
     app.add_middleware(HeadAsGetMiddleware)
     if app.state.settings.read_database_url:
         app.add_middleware(
@@ -146,15 +186,22 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
             max_lag=app.state.settings.replica_max_lag,
             check_interval=app.state.settings.replica_check_interval,
         )
+    # Preflights are answered here, with a request id, uncounted (catalog/cors.py).
+    add_cors(app, app.state.settings)
     # Outermost: the request id exists before anything else runs or logs.
     app.add_middleware(
         TrustedProxyMiddleware, forwarded_allow_ips=app.state.settings.forwarded_allow_ips
+    )
+    # Last, so that the request id it puts on the server span is the response's.
+    app.state.tracer_provider = (
+        instrument_app(app, tracer_provider) if app.state.settings.tracing else None
     )
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(products_router)
     app.include_router(users_router)
     app.include_router(orders_router)
+    app.include_router(problems.router)
     return app
 
 

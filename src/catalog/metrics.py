@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from catalog.asgi import WatchedSend
 from catalog.db.pool import MeteredPool
 from catalog.db.replica import ReplicaMonitor, ReplicaState
+from catalog.logs import RequestLog, RequestTimes, add_pool_wait, request_times
 from catalog.operators import OperatorsOnly
 
 __all__ = [
@@ -138,6 +139,7 @@ class _CheckoutWaits:
     def checkout_ended(self, waited: float, timed_out: bool) -> None:
         POOL_WAITING.dec()
         CHECKOUT_WAIT.observe(waited)
+        add_pool_wait(waited)
         if timed_out:
             CHECKOUT_TIMEOUTS.inc()
 
@@ -207,28 +209,34 @@ def observe_pool(engine: Engine) -> None:
 
 
 class RequestMetricsMiddleware:
-    """Counts and times every HTTP request by method, route template and status."""
+    """Counts and times every HTTP request by method, route template and status, and
+    writes its access line (catalog.logs): one middleware, one clock, for both."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, request_log: RequestLog) -> None:
         self.app = app
+        self.request_log = request_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         token = _current_scope.set(scope)
+        times = RequestTimes()
+        times_token = request_times.set(times)
         started = time.perf_counter()
         watched = WatchedSend(send)
         try:
             await self.app(scope, receive, watched)
         finally:
+            took = time.perf_counter() - started
             _current_scope.reset(token)
+            request_times.reset(times_token)
             status = watched.status or 500
             route = _route_of(scope)
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            REQUEST_DURATION.labels(scope["method"], route, str(status)).observe(
-                time.perf_counter() - started
-            )
+            method = scope["method"]
+            REQUESTS.labels(method, route, str(status)).inc()
+            REQUEST_DURATION.labels(method, route, str(status)).observe(took)
+            self.request_log.finished(method, route, status, took, times)
 
 
 def multiprocess_dir() -> str | None:

@@ -12,6 +12,7 @@ and sends the header.
 
 import ipaddress
 import re
+from typing import Any, cast
 from uuid import uuid4
 
 from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
@@ -46,7 +47,9 @@ class _TrustedPeers:
         names = [part.strip() for part in spec.split(",") if part.strip()]
         self.anyone = "*" in names
         self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        self.literals: set[str] = set()  # what is not an address, as uvicorn takes it (a socket path)
+        self.literals: set[str] = (
+            set()
+        )  # what is not an address, as uvicorn takes it (a socket path)
         for name in names:
             try:
                 self.networks.append(ipaddress.ip_network(name, strict=False))
@@ -82,7 +85,13 @@ class TrustedProxyMiddleware:
         )
         self.proxied: ASGIApp = self.identified
         if forwarded_allow_ips:
-            self.proxied = ProxyHeadersMiddleware(self.identified, trusted_hosts=forwarded_allow_ips)
+            # uvicorn types its middleware with its own ASGI types, Starlette's differ.
+            self.proxied = cast(
+                ASGIApp,
+                ProxyHeadersMiddleware(
+                    cast(Any, self.identified), trusted_hosts=forwarded_allow_ips
+                ),
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

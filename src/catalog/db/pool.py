@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Dialect, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, PoolProxiedConnection
@@ -181,6 +181,25 @@ class MeteredPool(AsyncAdaptedQueuePool):
 
 class PoolSnapshot(BaseModel):
     """The connection pool of the worker process that answers (/metrics sums them all)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "pool_size": 10,
+                    "max_overflow": 0,
+                    "timeout_seconds": 5.0,
+                    "checked_out": 3,
+                    "checked_in": 5,
+                    "overflow": 0,
+                    "waiting": 0,
+                    "connects": 8,
+                    "invalidations": 0,
+                    "checkout_timeouts": 0,
+                }
+            ]
+        }
+    )
 
     pool_size: int = Field(description="Connections kept open")
     max_overflow: int = Field(description="Extra connections allowed under bursts")

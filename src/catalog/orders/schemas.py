@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from catalog.orders.models import OrderStatus
 from catalog.schemas import WHOLE_NUMBER
@@ -26,7 +27,14 @@ class OrderLineIn(BaseModel):
 class OrderCreate(BaseModel):
     """The products and quantities to buy; prices come from the catalog, never from here."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"items": [{"product_id": 42, "quantity": 2}, {"product_id": 7, "quantity": 1}]}
+            ]
+        },
+    )
 
     items: Annotated[list[OrderLineIn], Field(min_length=1, max_length=100)]
 
@@ -48,8 +56,20 @@ class OrderLineRead(BaseModel):
     unit_price: Decimal
 
 
+_EXAMPLE_READ: JsonDict = {
+    "id": 7,
+    "status": "placed",
+    "items": [
+        {"product_id": 7, "quantity": 1, "unit_price": "5.00"},
+        {"product_id": 42, "quantity": 2, "unit_price": "19.99"},
+    ],
+    "total": "44.98",
+    "created_at": "2025-02-03T10:15:00Z",
+}
+
+
 class OrderRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_EXAMPLE_READ]})
 
     id: int
     status: OrderStatus
@@ -59,6 +79,12 @@ class OrderRead(BaseModel):
 
 
 class OrderPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"items": [_EXAMPLE_READ], "total": 1, "limit": 20, "offset": 0}]
+        }
+    )
+
     items: list[OrderRead]
     total: int
     limit: int

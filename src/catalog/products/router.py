@@ -6,11 +6,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from catalog.caching import none_match, not_modified
 from catalog.config import SettingsDep
 from catalog.consistency import ReplicaReaderDep, ReplicaSessionFactoryDep
 from catalog.db.session import SessionDep
-from catalog.errors import problem_responses
 from catalog.links import link_to, link_to_this
+from catalog.problems import invalid, problem_examples
 from catalog.products import export as product_export
 from catalog.products import service as product_service
 from catalog.products.schemas import (
@@ -27,12 +28,22 @@ __all__ = ["router"]
 router = APIRouter(prefix="/products", tags=["products"])
 
 # Ids are BIGINT on every backend: a larger number is a 422 here, not an overflow there.
-ProductId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The product's id")]
+ProductId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The product's id", examples=[42])]
 IfMatch = Annotated[
     str | None,
     Header(
         max_length=1024,
         description='Apply only if the product is still at this ETag (e.g. `"3"`); 412 if not',
+        examples=['"3"'],
+    ),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        max_length=1024,
+        description='The ETags of the copies you hold (e.g. `"3"`, `W/"3"`, a list, or `*`): '
+        "304 without a body if the product is still at one of them",
+        examples=['"3"'],
     ),
 ]
 
@@ -40,7 +51,24 @@ IfMatch = Annotated[
 _PAGING = ("cursor", "offset")
 
 
-@router.get("", responses=problem_responses(400, 422))
+# What a bad product id is answered (the same on every route that takes one).
+_BAD_PRODUCT_ID = invalid(
+    ("path", "product_id"), "Input should be greater than or equal to 1", "greater_than_equal"
+)
+
+
+@router.get(
+    "",
+    responses=problem_examples(
+        "invalid-cursor",
+        "invalid-consistency-token",
+        "unprocessable",
+        "database-unavailable",
+        validation_error=invalid(
+            ("query", "limit"), "Input should be less than or equal to 200", "less_than_equal"
+        ),
+    ),
+)
 async def list_products(
     reader: ReplicaReaderDep,
     settings: SettingsDep,
@@ -66,6 +94,7 @@ async def list_products(
         items = [(k, v) for k, v in request.query_params.multi_items() if k not in _PAGING]
         items.append(("cursor", page.next_cursor))
         response.headers["Link"] = f'<{link_to_this(request, urlencode(items))}>; rel="next"'
+    response.headers["Cache-Control"] = settings.public_cache_control
     return page
 
 
@@ -77,14 +106,21 @@ async def list_products(
             "description": "Every product, one per line (NDJSON) or row (CSV), by id",
             "content": {"application/x-ndjson": {}, "text/csv": {}},
         },
-        **problem_responses(400, 422, 503),
+        **problem_examples(
+            "invalid-consistency-token",
+            "database-unavailable",
+            validation_error=invalid(
+                ("query", "format"), "Input should be 'ndjson' or 'csv'", "enum"
+            ),
+        ),
     },
 )
 async def export_products(
     sessionmaker: ReplicaSessionFactoryDep,
     settings: SettingsDep,
     export_format: Annotated[
-        product_export.ExportFormat, Query(alias="format")
+        product_export.ExportFormat,
+        Query(alias="format", description="NDJSON (one object a line) or CSV", examples=["csv"]),
     ] = product_export.ExportFormat.NDJSON,
 ) -> StreamingResponse:
     """Stream every product. No connection is held while the client reads."""
@@ -94,7 +130,10 @@ async def export_products(
     return StreamingResponse(
         product_export.export_chunks(sessionmaker, export_format, first, size),
         media_type=export_format.media_type,
-        headers={"Content-Disposition": f'attachment; filename="products.{extension}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="products.{extension}"',
+            "Cache-Control": settings.public_cache_control,
+        },
     )
 
 
@@ -108,7 +147,14 @@ async def export_products(
                 "ETag": {"schema": {"type": "string"}},
             }
         },
-        **problem_responses(401, 403, 409, 413, 422),
+        **problem_examples(
+            "unauthorized",
+            "forbidden",
+            "payload-too-large",
+            "validation-error",
+            "database-unavailable",
+            conflict="A product with SKU 'BK-0001' already exists.",
+        ),
     },
 )
 async def create_product(
@@ -125,17 +171,53 @@ async def create_product(
     return ProductRead.model_validate(product)
 
 
-@router.get("/{product_id}", responses=problem_responses(400, 404, 422))
+@router.get(
+    "/{product_id}",
+    # The 304 is a bare Response; the schema and the 200's serialization are ProductRead.
+    response_model=ProductRead,
+    responses={
+        304: {"description": "Not Modified: the product is still at a tag If-None-Match names"},
+        **problem_examples(
+            "invalid-consistency-token",
+            "not-found",
+            "database-unavailable",
+            validation_error=_BAD_PRODUCT_ID,
+        ),
+    },
+)
 async def get_product(
-    product_id: ProductId, reader: ReplicaReaderDep, response: Response
-) -> ProductRead:
-    """One product, with its version as `ETag`."""
+    product_id: ProductId,
+    reader: ReplicaReaderDep,
+    settings: SettingsDep,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> ProductRead | Response:
+    """One product, with its version as `ETag`; 304 without a body when `If-None-Match`
+    names its current version."""
+    # Read even when the client holds a copy: only the database knows whether the
+    # version moved since. A 304 saves the serialization and the bytes, not the read.
     product = await product_service.read(reader=reader, product_id=product_id)
-    response.headers["ETag"] = product_service.etag(product)
+    tag = product_service.etag(product)
+    response.headers["ETag"] = tag
+    response.headers["Cache-Control"] = settings.public_cache_control
+    if not none_match(if_none_match, tag):
+        return not_modified(response)
     return product
 
 
-@router.patch("/{product_id}", responses=problem_responses(401, 403, 404, 409, 412, 413, 422))
+@router.patch(
+    "/{product_id}",
+    responses=problem_examples(
+        "unauthorized",
+        "forbidden",
+        "not-found",
+        "precondition-failed",
+        "payload-too-large",
+        "validation-error",
+        "database-unavailable",
+        conflict="A product with SKU 'BK-0001' already exists.",
+    ),
+)
 async def update_product(
     product_id: ProductId,
     data: ProductUpdate,
@@ -156,7 +238,16 @@ async def update_product(
     "/{product_id}",
     status_code=204,
     response_class=Response,
-    responses=problem_responses(401, 403, 404, 409, 412, 422),
+    responses=problem_examples(
+        "unauthorized",
+        "forbidden",
+        "not-found",
+        "precondition-failed",
+        "database-unavailable",
+        conflict="Product 42 has been ordered, so it cannot be deleted; set its stock to 0 "
+        "instead.",
+        validation_error=_BAD_PRODUCT_ID,
+    ),
 )
 async def delete_product(
     product_id: ProductId, _admin: AdminUser, session: SessionDep, if_match: IfMatch = None

@@ -12,13 +12,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.config import JsonDict
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from catalog.schemas import NO_CONTROL_CHARACTERS, WHOLE_NUMBER, UTCTimestamp
 
@@ -99,8 +102,26 @@ MAX_STOCK = 2_147_483_647
 Stock = Annotated[int, Field(ge=0, le=MAX_STOCK), WHOLE_NUMBER]
 
 
+# One product as the examples of the schema show it (requests and responses).
+_EXAMPLE: JsonDict = {
+    "sku": "BK-0001",
+    "name": "A field guide to dinosaurs",
+    "description": "Three hundred species, illustrated.",
+    "price": "19.99",
+    "stock": 12,
+    "category": "books",
+}
+_EXAMPLE_READ: JsonDict = {
+    "id": 42,
+    **_EXAMPLE,
+    "created_at": "2025-01-15T09:30:00Z",
+    "updated_at": "2025-02-01T17:05:12Z",
+    "version": 3,
+}
+
+
 class ProductCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
 
     sku: Sku
     name: Name
@@ -126,7 +147,9 @@ _NOT_NULL = Field(json_schema_extra=_null_not_offered)
 class ProductUpdate(BaseModel):
     """A partial change: only the fields sent are changed; only `category` may be null."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"price": "17.50", "stock": 40}]}
+    )
 
     # None is only the "not sent" default (the service applies the fields that were
     # sent); an explicit null is refused, and the schema does not offer it.
@@ -146,7 +169,7 @@ class ProductUpdate(BaseModel):
 
 
 class ProductRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_EXAMPLE_READ]})
 
     id: int
     sku: str
@@ -173,6 +196,16 @@ class ProductSort(enum.StrEnum):
     CREATED_AT_DESC = "-created_at"
     # With q only, and its default: most relevant first.
     RELEVANCE = "relevance"
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # Names for generated clients' enums (openapi-python-client, openapi-generator):
+        # "-price" is no identifier, and without them it becomes VALUE_5.
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        schema["x-enum-varnames"] = [member.name for member in cls]
+        return schema
 
     @property
     def column(self) -> str:
@@ -220,28 +253,68 @@ class ProductQuery(BaseModel):
         max_length=200,
         pattern=NO_CONTROL_CHARACTERS,
         description="Full-text search in name and description; results by relevance",
+        examples=['dinosaur -"pop-up"'],
     )
-    category: str | None = Field(default=None, min_length=1, max_length=100, pattern=CATEGORY)
+    category: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=CATEGORY,
+        description="Only this category, compared exactly (`Books` is not `books`)",
+        examples=["books"],
+    )
     # Strings checked by the pattern, so that "10.0000001" is refused, not rounded.
-    price_min: str | None = Field(default=None, pattern=_PRICE_PATTERN, description='e.g. "10.00"')
-    price_max: str | None = Field(default=None, pattern=_PRICE_PATTERN)
-    created_after: UTCTimestamp | None = None
-    created_before: UTCTimestamp | None = None
-    in_stock: bool | None = None
-    sort: ProductSort | None = Field(
-        default=None, description="Default: relevance with q, else id; relevance needs q"
+    price_min: str | None = Field(
+        default=None,
+        pattern=_PRICE_PATTERN,
+        description="Lowest price, inclusive, as a decimal string",
+        examples=["10.00"],
     )
-    limit: int = Field(default=20, ge=1, le=200)
+    price_max: str | None = Field(
+        default=None,
+        pattern=_PRICE_PATTERN,
+        description="Highest price, inclusive, as a decimal string",
+        examples=["49.99"],
+    )
+    created_after: UTCTimestamp | None = Field(
+        default=None,
+        description="Created at or after this time (without an offset: UTC)",
+        examples=["2025-01-01T00:00:00Z"],
+    )
+    created_before: UTCTimestamp | None = Field(
+        default=None,
+        description="Created before this time (without an offset: UTC)",
+        examples=["2026-01-01T00:00:00Z"],
+    )
+    in_stock: bool | None = Field(
+        default=None,
+        description="true: only products with stock; false: only those without",
+        examples=[True],
+    )
+    sort: ProductSort | None = Field(
+        default=None,
+        description="Default: relevance with q, else id; `-` for descending; relevance needs q",
+        examples=["-price"],
+    )
+    limit: int = Field(default=20, ge=1, le=200, description="Products per page", examples=[20])
     cursor: str | None = Field(
-        default=None, max_length=1024, description="next_cursor of the previous page"
+        default=None,
+        max_length=1024,
+        description="next_cursor of the previous page",
+        examples=["eyJrIjpbNDJdfQ.2b1c"],
     )
     offset: int = Field(
         default=0,
         ge=0,
         json_schema_extra={"maximum": OFFSET_CAP},
         description="at most 10,000; deeper: cursor",
+        examples=[0],
     )
-    count: CountMode = CountMode.NONE
+    count: CountMode = Field(
+        default=CountMode.NONE,
+        description="`total`: none (null), estimated (the planner's guess) or exact",
+        examples=["exact"],
+    )
 
     @field_validator("offset")
     @classmethod
@@ -285,6 +358,20 @@ class ProductQuery(BaseModel):
 
 class ProductPage(BaseModel):
     """One page of products; later versions add fields, never remove them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [_EXAMPLE_READ],
+                    "next_cursor": "eyJrIjpbNDJdfQ.2b1c",
+                    "total": None,
+                    "limit": 20,
+                    "offset": 0,
+                }
+            ]
+        }
+    )
 
     items: list[ProductRead]
     next_cursor: str | None = Field(

@@ -11,6 +11,7 @@ from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog.caching import entity_tags
 from catalog.config import Settings
 from catalog.db.errors import ConstraintKind
 from catalog.db.retry import retry_transaction
@@ -56,10 +57,14 @@ def _if_match_versions(if_match: str | None) -> set[int] | None:
 
     RFC 9110 strong comparison: weak tags (W/"1") and malformed ones match nothing.
     """
-    if if_match is None or if_match.strip() == "*":
+    tags = entity_tags(if_match) if if_match is not None else None
+    if tags is None:
         return None
-    tags = (tag.strip() for tag in if_match.split(","))
-    versions = {int(match.group(1)) for tag in tags if (match := _STRONG_ETAG.fullmatch(tag))}
+    versions = {
+        int(match.group(1))
+        for tag in tags
+        if not tag.weak and (match := _STRONG_ETAG.fullmatch(tag.opaque))
+    }
     return {version for version in versions if version <= _MAX_VERSION}
 
 

@@ -3,9 +3,10 @@
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request, Response
+from fastapi.security import OAuth2PasswordBearer
 
+from catalog.caching import keep_private
 from catalog.config import SettingsDep
 from catalog.db.session import SessionDep
 from catalog.errors import ForbiddenError, UnauthorizedError
@@ -15,18 +16,27 @@ from catalog.users.models import Role, User
 
 __all__ = ["AdminUser", "CurrentUser", "PasswordHasherDep", "RateLimitsDep", "TokenClaimsDep"]
 
-# auto_error=False: a missing header is our 401 problem, not FastAPI's 403.
-_bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/token")
+# The OAuth2 password flow in the schema: Swagger UI's Authorize button asks for the email
+# and password and gets the token itself. The token URL is relative, so it resolves
+# under the service's root path (behind a proxy at /api, to /api/auth/token).
+# auto_error=False: a missing header is our 401 problem, not FastAPI's.
+_bearer = OAuth2PasswordBearer(
+    tokenUrl="auth/token",
+    scheme_name="OAuth2",
+    description="An access token from POST /auth/token (`username` is the email), sent as "
+    "`Authorization: Bearer <token>`",
+    auto_error=False,
+)
 
 
 async def _token_claims(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    settings: SettingsDep, token: Annotated[str | None, Depends(_bearer)]
 ) -> security.TokenClaims:
-    if credentials is None:
+    # "Bearer" with nothing after it counts as no token, as it always has.
+    if not token:
         raise UnauthorizedError("This needs a bearer token: POST /auth/token to get one.")
     try:
-        return security.decode_access_token(credentials.credentials, settings)
+        return security.decode_access_token(token, settings)
     except jwt.ExpiredSignatureError:
         raise UnauthorizedError("The access token has expired; get a new one.") from None
     except jwt.InvalidTokenError:
@@ -38,7 +48,10 @@ async def _token_claims(
 TokenClaimsDep = Annotated[security.TokenClaims, Depends(_token_claims)]
 
 
-async def _current_user(claims: TokenClaimsDep, session: SessionDep) -> User:
+async def _current_user(claims: TokenClaimsDep, session: SessionDep, response: Response) -> User:
+    # What a signed-in user is answered depends on who asks: marked here once, for every
+    # route that takes the user (or an admin), so that no cache keeps it for another.
+    keep_private(response)
     user = await repository.get(session, claims.user_id)
     if user is None:  # deleted since the token was issued
         raise UnauthorizedError("The access token's user no longer exists.")

@@ -57,14 +57,31 @@ Email = Annotated[
 
 
 class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"email": "you@example.com", "password": "correct horse battery staple"}]
+        },
+    )
 
     email: Email
     password: Password
 
 
 class UserRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 3,
+                    "email": "you@example.com",
+                    "role": "customer",
+                    "created_at": "2025-01-15T09:30:00Z",
+                }
+            ]
+        },
+    )
 
     id: int
     email: str
@@ -73,6 +90,18 @@ class UserRead(BaseModel):
 
 
 class Token(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIzIn0.sig",
+                    "token_type": "bearer",
+                    "expires_in": 900,
+                }
+            ]
+        }
+    )
+
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type
     expires_in: int = Field(description="Seconds until the token expires")
