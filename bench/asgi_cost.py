@@ -62,8 +62,11 @@ def _baseline(name: str) -> Any:
     return module
 
 
-async def call(app: App, path: str, query: str = "") -> int:
-    """One GET through `app`; returns the status."""
+async def call(
+    app: App, path: str, query: str = "", headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> int:
+    """One GET through `app` (with these headers besides Host and Accept); returns the
+    status."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -74,7 +77,7 @@ async def call(app: App, path: str, query: str = "") -> int:
         "raw_path": path.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"bench"), (b"accept", b"*/*")],
+        "headers": [(b"host", b"bench"), (b"accept", b"*/*"), *headers],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
         "state": {},

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from asgi_cost import cpu_us_per_request
+from asgi_cost import call, cpu_us_per_request
 from common import catalog_server, database_url, run_wrk, seeded_schema
 from suite import ensure_wrk
 
@@ -63,37 +63,8 @@ def script(workdir: Path, name: str, products: int, if_none_match: str | None) -
 
 async def _get(app: Any, products: int, if_none_match: str | None) -> int:
     """One GET /products/{random id} through `app` as ASGI; returns the status."""
-    path = f"/products/{random.randint(1, products)}"
-    headers = [(b"host", b"bench"), (b"accept", b"*/*")]
-    if if_none_match is not None:
-        headers.append((b"if-none-match", if_none_match.encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "state": {},
-    }
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    await app(scope, receive, send)
-    return status
+    headers = () if if_none_match is None else ((b"if-none-match", if_none_match.encode()),)
+    return await call(app, f"/products/{random.randint(1, products)}", headers=headers)
 
 
 async def in_process(url: str, products: int, requests: int, rounds: int) -> None:
