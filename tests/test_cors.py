@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from catalog.config import Settings
 from catalog.cors import EXPOSED_HEADERS
 from tests.conftest import Backend
-from tests.helpers import only_on, product_payload, serving
+from tests.helpers import assert_problem, only_on, product_payload, serving
 from tests.test_metrics import sample, scrape
 
 SHOP = "https://shop.example"
@@ -139,10 +139,13 @@ async def test_a_disallowed_origin_is_told_nothing(
     # Origin; without Allow-Origin it opens nothing).
     assert read.status_code == 200
     assert "access-control-allow-origin" not in read.headers
-    # Starlette refuses the preflight with a plain-text 400 (not a problem+json: it is
-    # answered before the app), which the browser treats as any failed preflight.
-    assert asked.status_code == 400
-    assert asked.text == "Disallowed CORS origin"
+    # The preflight is refused as any bad request is: a problem with its request id
+    # (the browser treats it as any failed preflight).
+    problem = assert_problem(asked, 400)
+    assert problem["type"] == "/problems/bad-request"
+    assert problem["detail"].startswith("The CORS preflight is refused; not allowed here: origin ")
+    assert problem["request_id"] == asked.headers["X-Request-ID"]
+    assert asked.headers["cache-control"] == "no-store"
     assert "access-control-allow-origin" not in asked.headers
 
 
@@ -154,8 +157,8 @@ async def test_a_preflight_for_a_header_not_allowed_is_refused(
 
     response = await client.options("/products", headers=preflight("POST", "x-secret"))
 
-    assert response.status_code == 400
-    assert response.text == "Disallowed CORS headers"
+    problem = assert_problem(response, 400)
+    assert "not allowed here: headers " in problem["detail"]
 
 
 @only_on("sqlite")

@@ -8,6 +8,7 @@ import logging
 import logging.config
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from catalog.config import Settings
 from catalog.db.session import SessionDep
@@ -165,6 +167,9 @@ async def test_a_500_logs_its_traceback_under_the_id_the_client_was_given(
     assert "Traceback" in error["exception"]
     (access,) = [line for line in lines.of("catalog.access") if line["request_id"] == request_id]
     assert access["status"] == 500
+    # The statement that failed took its time too.
+    assert access["db_statements"] >= 1
+    assert access["db_ms"] > 0
 
 
 @only_on("sqlite", "postgresql", "mariadb")
@@ -271,7 +276,9 @@ def test_catalog_serve_writes_json_lines_with_the_proxys_request_id(tmp_path: Pa
         assert response.status_code == 200
         assert response.headers["X-Request-ID"] == "lb-7f3a"
     printed = log.read_text().splitlines()
-    parsed = [json.loads(line) for line in printed if line.startswith("{")]
+    # Every line, the command's own first ones included, is a JSON record.
+    parsed = [json.loads(line) for line in printed if line]
+    assert any(line["message"].startswith("catalog on http://") for line in parsed)
     access = [line for line in parsed if line["logger"] == "catalog.access"]
     assert [line["request_id"] for line in access if line["route"] == "/products"] == ["lb-7f3a"]
     assert any(line["logger"] == "uvicorn.error" for line in parsed)
@@ -288,3 +295,39 @@ def _no_global_logging_change() -> Iterator[None]:
     yield
     assert root.handlers == handlers
     assert root.level == level
+
+
+@only_on("sqlite")
+async def test_a_database_outage_is_one_line_naming_the_route_not_the_path(
+    settings: Settings, lines: Lines
+) -> None:
+    """The 503's warning names the route's template, never what the client wrote into
+    the path (here a form feed that the id's validation accepts), in a single line."""
+    quick = settings.model_copy(update={"sqlite_busy_timeout": 0.2})
+    async with serving(quick) as (_app, client):
+        created = await client.post(
+            "/products", json=product_payload(sku=f"LOG-{uuid.uuid4().hex[:12]}")
+        )
+        product_id = _product_id(created)
+        locker = sqlite3.connect(make_url(settings.database_url).database or "", timeout=5)
+        try:
+            locker.execute("BEGIN EXCLUSIVE")
+            response = await client.patch(f"/products/{product_id}%0C", json={"stock": 1})
+        finally:
+            locker.rollback()
+            locker.close()
+    assert response.status_code == 503, response.text
+    (warning,) = [
+        line
+        for line in lines.of("catalog.errors")
+        if line["request_id"] == response.headers["X-Request-ID"]
+    ]
+    assert warning["message"].startswith("database unavailable for PATCH /products/{product_id}: ")
+    assert "\n" not in warning["message"]
+    assert "\x0c" not in warning["message"]
+    (access,) = [
+        line
+        for line in lines.of("catalog.access")
+        if line["request_id"] == response.headers["X-Request-ID"]
+    ]
+    assert access["db_ms"] >= 150  # the lock wait that failed is database time

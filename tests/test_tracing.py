@@ -230,3 +230,17 @@ async def test_the_access_line_carries_the_trace_id_of_the_request_span(
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     (line,) = [line for line in lines if line["request_id"] == response.headers["X-Request-ID"]]
     assert line["trace_id"] == format(server.context.trace_id, "032x")
+
+
+@only_on("sqlite")
+async def test_the_server_span_holds_no_query_string(
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    """A search term or a cursor is the client's business: the span keeps the path."""
+    response = await traced.get("/products", params={"q": "secretsearchterm", "limit": 2})
+
+    assert response.status_code == 200
+    (server,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    recorded = json.dumps(dict(server.attributes or {}))
+    assert "secretsearchterm" not in recorded
+    assert "/products" in recorded

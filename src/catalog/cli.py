@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+import logging
+import logging.config
 import math
 import os
 import signal
@@ -59,6 +61,7 @@ app = typer.Typer(help="Product catalog and ordering API.", no_args_is_help=True
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console(stderr=True)
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -165,8 +168,10 @@ def serve(
     # Every worker checks the connection budget against this count at start.
     os.environ["CATALOG_WORKERS"] = str(workers)
     get_settings.cache_clear()
-    console.print(f"catalog on http://{host}:{port} (database {_database_label()})")
-    console.print(f"tokens and cursors signed with {get_settings().signing_secret_source}")
+    # The process logs as its workers will (JSON lines in production), so that even its
+    # first lines are records a log pipeline can read.
+    logging.config.dictConfig(logging_config(get_settings()))
+    logger.info("catalog on http://%s:%d (database %s)", host, port, _database_label())
     # uvicorn, once it has shut down gracefully on SIGTERM, raises the signal again
     # with the handler that was there before it started: this one, so that a clean
     # shutdown exits 0 (a SIGTERM before uvicorn is up exits at once, as it would).

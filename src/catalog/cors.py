@@ -13,9 +13,12 @@ the router never matched. Every other request passes through to be counted as be
 """
 
 from fastapi import FastAPI
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
 from catalog.config import Settings
+from catalog.errors import problem_response
 
 __all__ = ["EXPOSED_HEADERS", "add_cors"]
 
@@ -25,12 +28,36 @@ __all__ = ["EXPOSED_HEADERS", "add_cors"]
 EXPOSED_HEADERS = ("ETag", "Link", "Location", "Retry-After", "X-Request-ID", "Consistency-Token")
 
 
+class _CORSMiddleware(CORSMiddleware):
+    """Starlette's, with a refused preflight answered as every other error is: a 400
+    problem+json with the request id, saying what was refused (Starlette answers a line
+    of plain text)."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode("latin-1").removeprefix("Disallowed CORS ")
+        headers = {
+            key: value
+            for key, value in response.headers.items()
+            if key not in ("content-type", "content-length")
+        }
+        return problem_response(
+            400,
+            "bad-request",
+            f"The CORS preflight is refused; not allowed here: {refused} "
+            "(see CATALOG_CORS_ALLOW_ORIGINS, _METHODS and _HEADERS).",
+            headers=headers,
+        )
+
+
 def add_cors(app: FastAPI, settings: Settings) -> None:
     """Answer CORS as the settings say; nothing when no origin is allowed."""
     if not settings.cors_origins:
         return
     app.add_middleware(
-        CORSMiddleware,
+        _CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=settings.cors_methods,
         allow_headers=settings.cors_headers,

@@ -169,7 +169,9 @@ def problem_response(
     # An error says nothing of what the resource is a moment later (a 404 until the
     # product is created, a 503 until the database is back): no cache may keep it, not
     # even one that keeps a 404 without being told (RFC 9111 section 4.2.2).
-    headers = {"Cache-Control": "no-store", **(headers or {})}
+    # nosniff: a browser reads the body as the JSON it says it is, whatever a client
+    # managed to put into its detail.
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", **(headers or {})}
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
@@ -239,6 +241,11 @@ def _constraint_problem(exc: sa_exc.DBAPIError, request: Request) -> JSONRespons
     )
 
 
+def _route_template(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "<unmatched>"))
+
+
 async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     """Turn any exception into a problem+json response: the one handler of the service."""
     if isinstance(exc, CatalogError):
@@ -271,14 +278,22 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     ):
         return constraint_response
     if is_unavailable(exc):
-        logger.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+        # The route's template, not the path the client wrote (its values, its control
+        # characters), and the error's first line: the SQL that SQLAlchemy appends on
+        # the next lines is in the traceback of a 500, not in this warning.
+        logger.warning(
+            "database unavailable for %s %s: %s",
+            request.method,
+            _route_template(request),
+            str(exc).split("\n", 1)[0],
+        )
         return problem_response(
             503,
             "database-unavailable",
             "The database cannot serve this request right now; retry shortly.",
             headers={"Retry-After": "1"},
         )
-    logger.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    logger.error("unhandled error in %s %s", request.method, _route_template(request), exc_info=exc)
     return problem_response(500, "internal-error", "The server failed to handle this request.")
 
 

@@ -155,7 +155,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         "Payload too large",
         "The request body is larger than this service accepts (CATALOG_MAX_BODY_BYTES).",
         "Send a smaller body (fewer order lines, a shorter description).",
-        "The request body is larger than the limit of 1048576 bytes.",
+        "The request body is larger than the limit of 65536 bytes.",
     ),
     "unsupported-media-type": ProblemType(
         415,
@@ -388,9 +388,11 @@ async def read_problem_type(slug: Slug, request: Request) -> HTMLResponse | JSON
     """What a problem `type` means and what to do about it; no database is involved."""
     problem = PROBLEM_TYPES.get(slug)
     if problem is None:
-        raise NotFoundError(f"There is no problem type {slug}.")
-    # The same URL answers two media types: caches must key on Accept.
-    headers = {"Vary": "Accept"}
+        # Not echoed: what a client put in the URL is not repeated back to it.
+        raise NotFoundError("There is no problem type by that name; see GET /openapi.json.")
+    # The same URL answers two media types: caches must key on Accept. nosniff: a
+    # browser takes each for what its Content-Type says, never for something else.
+    headers = {"Vary": "Accept", "X-Content-Type-Options": "nosniff"}
     if _prefers_html(request.headers.get("accept", "")):
         return HTMLResponse(_page(slug, problem), headers=headers)
     body = ProblemTypeRead(

@@ -91,9 +91,30 @@ def instrument_app(
         excluded_urls=_NOT_TRACED,
         # A span per ASGI message (each body chunk of an export) is noise, and costs.
         exclude_spans=["receive", "send"],
+        server_request_hook=_without_query,
     )
     app.add_middleware(_RequestIdAttribute)
     return tracer_provider
+
+
+# The attributes, old and new semantic conventions, in which the instrumentation puts the
+# request's URL with its query string.
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full")
+
+
+def _without_query(span: "Span", _scope: dict[str, Any]) -> None:
+    """The server span's URL without its query string, which may hold what a client
+    searched for or a signed cursor: what a trace says of the request is its route,
+    method, status and path, as in the access log."""
+    attributes = getattr(span, "attributes", None)  # the SDK's spans expose them
+    if not span.is_recording() or not attributes:
+        return
+    for name in _URL_ATTRIBUTES:
+        value = attributes.get(name)
+        if isinstance(value, str) and "?" in value:
+            span.set_attribute(name, value.split("?", 1)[0])
+    if "url.query" in attributes:
+        span.set_attribute("url.query", "")
 
 
 def instrument_engine(engine: "AsyncEngine", tracer_provider: "TracerProvider | None") -> None:
