@@ -44,8 +44,16 @@ _TOPICS = (
     "birds", "cooking", "gardening", "history", "jazz", "knots", "mountains", "oceans",
     "rivers", "space", "stars", "trains", "woodwork",
 )  # fmt: skip
-# Rare on purpose: searches for it should find few products.
+# Rare on purpose: searches for it should find few products (about 0.2 %).
 _RARE_TOPIC = "dinosaurs"
+# Books about it at fixed rows, on top of the rate, so that the 1,000 products of
+# `make run` answer the seeds' example, "books about dinosaurs published after 2020",
+# with a handful: at 1,000 rows these are dated from late 2021 on. Fixed rows rather
+# than a higher rate keep the word as rare at a million rows (five more among ~2,000),
+# and in the oldest rows, away from the newest ones that the benchmarks' dinosaur
+# search walks. They are set after the row's draws, so every other row stays the same.
+_DINOSAUR_BOOK_ROWS = frozenset(range(450, 1001, 125))
+_BOOK_NOUNS = ("atlas", "field guide")
 
 
 _COLUMNS = (
@@ -61,6 +69,7 @@ def _demo_rows(count: int, seed: int) -> Iterator[tuple[Any, ...]]:
     rng = random.Random(seed)  # noqa: S311 - demo data must be reproducible, not secret
     rand = rng.random
     step = _SPAN_SECONDS / max(count, 1)
+    dinosaur_books = _DINOSAUR_BOOK_ROWS
     for number in range(1, count + 1):
         topic = _RARE_TOPIC if rand() < 0.002 else _TOPICS[int(rand() * len(_TOPICS))]
         noun = _NOUNS[int(rand() * len(_NOUNS))]
@@ -69,13 +78,19 @@ def _demo_rows(count: int, seed: int) -> Iterator[tuple[Any, ...]]:
         # Products arrive over the years in id order, as in a real catalog: creation
         # dates spread evenly over the span and rise with the id.
         created = _EPOCH + timedelta(seconds=int((number - 1 + rand()) * step))
+        title = _CAPITALIZED[int(rand() * len(_CAPITALIZED))]
+        price = Decimal(99 + int(rand() * 49_901)).scaleb(-2)
+        stock = int(rand() * 500)
+        category = _CATEGORIES[int(rand() * len(_CATEGORIES))]
+        if number in dinosaur_books:
+            topic, noun, category = _RARE_TOPIC, _BOOK_NOUNS[number % len(_BOOK_NOUNS)], "books"
         yield (
             f"DEMO-{number:07d}",
-            f"{_CAPITALIZED[int(rand() * len(_CAPITALIZED))]} {noun} about {topic}",
+            f"{title} {noun} about {topic}",
             f"{article} {adjective} {noun} for anyone who loves {topic}.",
-            Decimal(99 + int(rand() * 49_901)).scaleb(-2),
-            int(rand() * 500),
-            _CATEGORIES[int(rand() * len(_CATEGORIES))],
+            price,
+            stock,
+            category,
             1,
             created,
             created,
