@@ -32,6 +32,8 @@ from catalog.startup import check_database
 from catalog.tracing import instrument_app, instrument_engine
 from catalog.users.router import router as users_router
 from catalog.users.security import PasswordHasher
+from catalog.web import STATIC_PATH, static_files
+from catalog.web import router as web_router
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -202,6 +204,9 @@ def create_app(
     app.include_router(users_router)
     app.include_router(orders_router)
     app.include_router(problems.router)
+    # Pages for people (`/` in a browser, /search, /product/{id}) and their assets.
+    app.include_router(web_router)
+    app.mount(STATIC_PATH, static_files(), name="static")
     return app
 
 

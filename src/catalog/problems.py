@@ -24,6 +24,7 @@ __all__ = [
     "ProblemType",
     "ProblemTypeRead",
     "invalid",
+    "prefers_html",
     "problem_examples",
     "router",
 ]
@@ -332,7 +333,7 @@ Slug = Annotated[
 ]
 
 
-def _prefers_html(accept: str) -> bool:
+def prefers_html(accept: str) -> bool:
     """Whether `Accept` ranks text/html above JSON: a browser's does, `*/*` does not."""
     html = json = 0.0
     for item in accept.lower().split(","):
@@ -393,7 +394,7 @@ async def read_problem_type(slug: Slug, request: Request) -> HTMLResponse | JSON
     # The same URL answers two media types: caches must key on Accept. nosniff: a
     # browser takes each for what its Content-Type says, never for something else.
     headers = {"Vary": "Accept", "X-Content-Type-Options": "nosniff"}
-    if _prefers_html(request.headers.get("accept", "")):
+    if prefers_html(request.headers.get("accept", "")):
         return HTMLResponse(_page(slug, problem), headers=headers)
     body = ProblemTypeRead(
         type=_type_uri(slug),

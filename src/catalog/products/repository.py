@@ -38,6 +38,7 @@ from catalog.products.search import Search, search
 
 __all__ = [
     "add",
+    "categories",
     "count_all",
     "count_matching",
     "delete_if_version",
@@ -181,6 +182,23 @@ async def list_page(
                 key = _C[sort.column]
                 statement = statement.where(_keyset(key, sort.descending, value, last_id))
     return await reader.all(statement, {"page_limit": limit, "page_offset": offset})
+
+
+# The categories in use, in order. DISTINCT on the leading column of
+# ix_products_category_price_id: an index-only read on every dialect.
+_CATEGORIES = (
+    select(_C.category)
+    .where(_C.category.is_not(None))
+    .distinct()
+    .order_by(_C.category)
+    .limit(bindparam("category_limit"))
+)
+
+
+async def categories(reader: Reader, *, limit: int) -> list[str]:
+    """The first `limit` categories that some product has, in order."""
+    rows = await reader.all(_CATEGORIES, {"category_limit": limit})
+    return [row.category for row in rows]
 
 
 async def count_matching(reader: Reader, filters: ProductFilters) -> int:

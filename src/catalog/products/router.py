@@ -78,16 +78,7 @@ async def list_products(
 ) -> ProductPage:
     """Products matching every filter given, in `sort` order (ties by id), a page at a
     time. Page with `cursor` (cheap at any depth); `offset` is for small catalogs."""
-    page = await product_service.list_products(
-        reader=reader,
-        settings=settings,
-        filters=query.filters(),
-        sort=query.order,
-        limit=query.limit,
-        offset=query.offset,
-        cursor=query.cursor,
-        count=query.count,
-    )
+    page = await product_service.list_products(reader=reader, settings=settings, query=query)
     if page.next_cursor is not None:
         # This request's query with the cursor in place of cursor and offset, built in
         # one go (cheaper than URL.remove_query_params().include_query_params()).

@@ -29,15 +29,15 @@ from catalog.products.schemas import (
     PRICE,
     CountMode,
     ProductCreate,
-    ProductFilters,
     ProductPage,
+    ProductQuery,
     ProductRead,
     ProductSort,
     ProductUpdate,
 )
 from catalog.schemas import as_utc
 
-__all__ = ["create", "delete", "etag", "get", "list_products", "read", "update"]
+__all__ = ["categories", "create", "delete", "etag", "get", "list_products", "read", "update"]
 
 # Exactly as etag() writes a version: strong comparison is character for character
 # (RFC 9110 section 8.8.3.2), so "01" is not "1".
@@ -95,6 +95,11 @@ async def get(*, session: AsyncSession, product_id: int) -> ProductRead:
 async def read(*, reader: Reader, product_id: int) -> ProductRead:
     """The product, to show it (GET); or NotFoundError."""
     return _shown(await repository.read(reader, product_id), product_id)
+
+
+async def categories(*, reader: Reader, limit: int = 100) -> list[str]:
+    """The categories products are in, in order (at most `limit`), to browse by."""
+    return await repository.categories(reader, limit=limit)
 
 
 def _sort_value(value: Any) -> Any:
@@ -161,14 +166,18 @@ async def list_products(
     *,
     reader: Reader,
     settings: Settings,
-    filters: ProductFilters,
-    sort: ProductSort,
-    limit: int,
-    offset: int,
-    cursor: str | None,
-    count: CountMode,
+    query: ProductQuery,
 ) -> ProductPage:
-    """A page of matching products in `sort` order, and the cursor of the next page."""
+    """A page of the products `query` asks for, in its order, and the next page's cursor.
+    The API's `GET /products` and the shoppers' pages both come here."""
+    filters, sort, limit, offset, cursor = (
+        query.filters(),
+        query.order,
+        query.limit,
+        query.offset,
+        query.cursor,
+    )
+    count = query.count
     scope = filters.scope(sort)
     after = _position(cursor, sort, scope, settings) if cursor is not None else None
     if after is not None and offset:

@@ -1,0 +1,169 @@
+"""The shoppers' pages: home, search results, a product. Read-only, no script needed.
+
+Each page calls the same services as the JSON API (`GET /products`, `GET
+/products/{id}`), so the same rules, validation and signed cursors apply.
+"""
+
+from typing import Any
+
+import pydantic
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from catalog.config import SettingsDep
+from catalog.consistency import ReplicaReaderDep, get_replica_reader
+from catalog.errors import problem_response
+from catalog.problems import prefers_html
+from catalog.products import service as product_service
+from catalog.products.router import ProductId
+from catalog.products.schemas import ProductQuery, ProductSort
+from catalog.requestid import current_request_id
+from catalog.web.pages import PageRoute, path_to, render
+
+__all__ = ["router"]
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+_NEWEST = ProductQuery(sort=ProductSort.CREATED_AT_DESC, limit=8)
+
+# The filters a results page offers, with the words its form uses for each.
+_FILTER_LABELS = {
+    "q": "Search",
+    "category": "Category",
+    "price_min": "Lowest price",
+    "price_max": "Highest price",
+    "created_after": "Added after",
+    "created_before": "Added before",
+    "in_stock": "Availability",
+}
+_LABELS = {
+    **_FILTER_LABELS,
+    "sort": "Sort by",
+    "limit": "Per page",
+    "cursor": "Page",
+    "offset": "Page",
+}
+# What to ask for instead, by the kind of mistake pydantic names.
+_HINTS = {
+    (
+        "price_min",
+        "string_pattern_mismatch",
+    ): "Not a price: write it like 19.99 (at most two decimals).",
+    (
+        "price_max",
+        "string_pattern_mismatch",
+    ): "Not a price: write it like 49.99 (at most two decimals).",
+}
+_SORTS = [
+    ("-created_at", "Newest first"),
+    ("created_at", "Oldest first"),
+    ("price", "Price, low to high"),
+    ("-price", "Price, high to low"),
+    ("name", "Name, A to Z"),
+    ("-name", "Name, Z to A"),
+]
+_AVAILABILITY = [("", "Any"), ("true", "In stock"), ("false", "Out of stock")]
+# A filter's value in words, where the URL's is not.
+_SHOWN = {("in_stock", value): label for value, label in _AVAILABILITY if value}
+# A results page shows no total: counting every match is the API's opt-in (count=).
+_NOT_TAKEN = {"count"}
+
+
+@router.get("/", response_class=HTMLResponse, response_model=None)
+async def home(request: Request, settings: SettingsDep) -> HTMLResponse | JSONResponse:
+    """The home page in a browser; for API clients `/` stays the 404 it always was."""
+    if not prefers_html(request.headers.get("accept", "")):
+        return problem_response(404, "not-found", "Not Found", headers={"Vary": "Accept"})
+    # Chosen here, after the Accept check: an API client's `/` never reads anything.
+    reader = await get_replica_reader(request)
+    categories = await product_service.categories(reader=reader)
+    newest = await product_service.list_products(reader=reader, settings=settings, query=_NEWEST)
+    context = {"categories": categories, "products": newest.items}
+    return render(
+        request,
+        "home.html",
+        context,
+        headers={"Vary": "Accept", "Cache-Control": settings.public_cache_control},
+    )
+
+
+def _given(request: Request) -> dict[str, str]:
+    """The query as the form sent it: a field left empty is a filter not given."""
+    return {
+        name: value
+        for name, value in request.query_params.items()
+        if value != "" and name in ProductQuery.model_fields and name not in _NOT_TAKEN
+    }
+
+
+def _mistakes(error: pydantic.ValidationError) -> list[dict[str, str]]:
+    mistakes = []
+    for item in error.errors(include_url=False, include_input=False):
+        field = str(item["loc"][0]) if item["loc"] else ""
+        # A pattern is no help to a person: say what is expected instead.
+        message = _HINTS.get((field, item["type"]), f"{item['msg']}.")
+        mistakes.append({"field": _LABELS.get(field, field), "message": message})
+    return mistakes
+
+
+def _search_link(request: Request, query: dict[str, str]) -> str:
+    return path_to(request, "/search", query)
+
+
+@router.get("/search", response_class=HTMLResponse)
+async def search(request: Request, reader: ReplicaReaderDep, settings: SettingsDep) -> HTMLResponse:
+    """Search results: `GET /products`'s filters, sort and cursor, in the URL."""
+    given = _given(request)
+    categories = await product_service.categories(reader=reader)
+    context: dict[str, Any] = {
+        "given": given,
+        "categories": categories,
+        # No sort given: by relevance with a search, else in catalog order (by id).
+        "sorts": [("", "Best match" if "q" in given else "Catalog order"), *_SORTS],
+        "availability": _AVAILABILITY,
+        "request_id": current_request_id(),
+    }
+    try:
+        query = ProductQuery.model_validate(given)
+    except pydantic.ValidationError as error:
+        context |= {"mistakes": _mistakes(error), "products": [], "next_link": None}
+        return render(
+            request, "results.html", context, status_code=422, headers={"Cache-Control": "no-store"}
+        )
+    page = await product_service.list_products(reader=reader, settings=settings, query=query)
+    unpaged = {name: value for name, value in given.items() if name not in ("cursor", "offset")}
+    context |= {
+        "mistakes": [],
+        "products": page.items,
+        "next_link": _search_link(request, {**unpaged, "cursor": page.next_cursor})
+        if page.next_cursor is not None
+        else None,
+        "first_link": _search_link(request, unpaged) if unpaged != given else None,
+        # Each filter given, and the same search without it.
+        "removals": [
+            {
+                "label": _FILTER_LABELS[name],
+                "value": _SHOWN.get((name, value), value),
+                "link": _search_link(request, {k: v for k, v in unpaged.items() if k != name}),
+            }
+            for name, value in unpaged.items()
+            if name in _FILTER_LABELS
+        ],
+    }
+    return render(
+        request, "results.html", context, headers={"Cache-Control": settings.public_cache_control}
+    )
+
+
+@router.get("/product/{product_id}", response_class=HTMLResponse)
+async def product(
+    product_id: ProductId, reader: ReplicaReaderDep, settings: SettingsDep, request: Request
+) -> HTMLResponse:
+    """One product: what it is, its price, whether it is in stock."""
+    found = await product_service.read(reader=reader, product_id=product_id)
+    return render(
+        request,
+        "product.html",
+        {"product": found},
+        headers={"Cache-Control": settings.public_cache_control},
+    )
