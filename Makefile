@@ -25,8 +25,16 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev,otel,bench]"
 	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
+# axe-core for the browser tests (tests/browser/), pinned by its package-lock.json. Without
+# it the accessibility checks are skipped and say why (with CI=true they fail instead).
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package-lock.json
+	@if ! command -v npm >/dev/null; then echo "npm not found: no axe-core for the browser tests"; \
+	elif npm ci --prefix tests/browser --no-audit --no-fund --silent; then touch $@; \
+	else echo "npm ci failed: no axe-core for the browser tests"; fi
+
 install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev $(AXE)
 install-bench: $(VENV)/.installed-bench
 
 ## Serve on SQLite (./catalog.db) with demo data, at http://$(HOST):$(PORT)/docs

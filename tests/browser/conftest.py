@@ -1,0 +1,173 @@
+"""One Chromium per test session, one real `catalog serve` with the demo data, a fresh
+page (its own browser context) per test.
+
+Every page a test opens is watched: a request to another origin or a Content-Security-
+Policy violation in its console fails the test, whatever the test itself checks.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+import pytest_asyncio
+
+from tests.browser import AXE, missing
+from tests.helpers import backend_params
+from tests.servers import Server, catalog_server
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Request
+
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+# The impacts of the axe-core violations that fail a test (issue 18: serious, critical).
+_FAILING_IMPACTS = ("serious", "critical")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every test in this folder is a browser test (`pytest -m "not browser"` leaves them out).
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chromium() -> AsyncIterator["Browser"]:
+    """Debian's Chromium, headless, launched once for the session (no browser download)."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        missing("no `chromium` on PATH (Debian: apt-get install chromium)")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        missing("playwright is not installed (the dev extra: make install-dev)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            # Chromium's sandbox refuses to run as root, which CI is.
+            args=["--no-sandbox"] if os.geteuid() == 0 else [],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def _catalog(*args: str, env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "catalog", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session", params=backend_params("sqlite"))
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real `catalog serve` on a throwaway database migrated and seeded as `make run`
+    does it: the 1,000 demo products, five of them books about dinosaurs after 2020."""
+    folder = tmp_path_factory.mktemp("shop")
+    # catalog's own driver by default; CI runs the SQLite tests again with aiosqlite.
+    driver = os.environ.get("CATALOG_TEST_SQLITE_DRIVER", "inline")
+    env = {"CATALOG_DATABASE_URL": f"sqlite+{driver}:///{folder / 'catalog.db'}"}
+    _catalog("db", "upgrade", env=env)
+    _catalog("seed", "--products", "1000", env=env)
+    with catalog_server(env, folder / "serve.log") as server:
+        yield server
+    assert "Traceback" not in server.output(), server.output()
+
+
+@dataclass
+class Seen:
+    """What the pages of one test asked for and said, beyond what the test looks at."""
+
+    origin: str
+    foreign: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def request(self, request: "Request") -> None:
+        parts = urlsplit(request.url)
+        if parts.scheme in ("http", "https") and f"{parts.scheme}://{parts.netloc}" != self.origin:
+            self.foreign.append(request.url)
+
+    def console(self, message: "ConsoleMessage") -> None:
+        if "Content Security Policy" in message.text:
+            self.csp_violations.append(message.text)
+        elif message.type == "error":
+            # "Failed to load resource: ... 404" of an error page shown on purpose, too.
+            self.errors.append(message.text)
+
+    def watch(self, context: "BrowserContext") -> None:
+        context.on("request", self.request)
+        context.on("console", self.console)
+        context.on("weberror", lambda error: self.errors.append(str(error.error)))
+
+
+async def _context(
+    chromium: "Browser", shop: Server, seen: Seen, **options: Any
+) -> "BrowserContext":
+    context = await chromium.new_context(base_url=shop.base_url, viewport=DESKTOP, **options)
+    context.set_default_timeout(10_000)
+    seen.watch(context)
+    return context
+
+
+@pytest.fixture
+def seen(shop: Server) -> Seen:
+    return Seen(shop.base_url)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(chromium: "Browser", shop: Server, seen: Seen) -> AsyncIterator["Page"]:
+    """A new page at desktop width on the shop, under the pages' own CSP."""
+    context = await _context(chromium, shop, seen)
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()
+    assert seen.foreign == [], f"requests to another origin: {seen.foreign}"
+    assert seen.csp_violations == [], "\n".join(seen.csp_violations)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def axe(
+    chromium: "Browser", shop: Server, seen: Seen
+) -> AsyncIterator[Callable[[str], Awaitable[list[str]]]]:
+    """`axe(path)` opens the page at `path` and returns axe-core's serious and critical
+    violations there, one line each: rule id, what it asks, the elements at fault."""
+    if not AXE.is_file():
+        missing(f"no {AXE} (npm ci --prefix tests/browser)")
+    # Injecting axe is an inline script, which the pages' CSP refuses (rightly): this
+    # context alone bypasses the CSP, only to run the checker; `page` keeps it.
+    context = await _context(chromium, shop, seen, bypass_csp=True)
+    page = await context.new_page()
+
+    async def check(path: str) -> list[str]:
+        await page.goto(path)
+        await page.add_script_tag(path=AXE)
+        results = await page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+        return [
+            f"{violation['id']} ({violation['impact']}): {violation['help']}; "
+            f"at {[node['target'] for node in violation['nodes']]}"
+            for violation in results["violations"]
+            if violation["impact"] in _FAILING_IMPACTS
+        ]
+
+    try:
+        yield check
+    finally:
+        await context.close()
+    assert seen.foreign == [], f"requests to another origin: {seen.foreign}"

@@ -1,0 +1,180 @@
+"""A shopper in Chromium, on a real `catalog serve` with the demo data of `make run`.
+
+Runs on SQLite. TODO(issue 18): the same flows on PostgreSQL, by adding "postgresql" to
+the `shop` fixture's backends (tests/browser/conftest.py) and pointing the server at the
+PostgreSQL test database (migrated and seeded as here).
+"""
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.browser import async_api
+from tests.browser.conftest import DESKTOP, PHONE, Seen
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
+
+# The browser lives on the session's event loop (see tests/browser/__init__.py).
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+expect = async_api().expect
+
+# The pages a shopper can land on: with results, none, one product, an error.
+HOME = "/"
+RESULTS = "/search?q=dinosaurs"
+NO_RESULTS = "/search?q=dinosaurs&category=garden&created_after=2021-01-01"
+PRODUCT = "/product/1"
+ERROR = "/product/999999"
+PAGES = [HOME, RESULTS, NO_RESULTS, PRODUCT, ERROR]
+_FAILED_LOAD_404 = [
+    "Failed to load resource: the server responded with a status of 404 (Not Found)"
+]
+_CARDS = ".cards .card"
+
+
+async def _product_links(page: "Page") -> list[str]:
+    links = page.locator(f"{_CARDS} h3 a")
+    return [str(await link.get_attribute("href")) for link in await links.all()]
+
+
+async def test_a_newcomer_finds_the_five_dinosaur_books_added_after_2020(page: "Page") -> None:
+    await page.goto(HOME)
+    await page.get_by_label("Search the catalog").fill("dinosaurs")
+    await page.get_by_role("button", name="Search").click()
+    await expect(page).to_have_url(re.compile(r"/search\?q=dinosaurs$"))
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Results for “dinosaurs”")
+
+    await page.get_by_label("Category").select_option("books")
+    await page.get_by_label("Added after").fill("2021-01-01")
+    await page.get_by_role("button", name="Search").click()
+
+    await expect(page).to_have_url(re.compile(r"category=books.*created_after=2021-01-01"))
+    cards = page.locator(_CARDS)
+    await expect(cards).to_have_count(5)
+    await expect(cards.locator(".category")).to_have_text(["books"] * 5)
+    for card in await cards.all():
+        await expect(card).to_contain_text(re.compile("dinosaur", re.IGNORECASE))
+    await expect(page.get_by_role("link", name="Next page")).to_have_count(0)
+    # The form keeps what was asked, and each filter can be taken off on its own.
+    await expect(page.get_by_label("Category")).to_have_value("books")
+    await expect(page.get_by_label("Added after")).to_have_value("2021-01-01")
+    await expect(page.get_by_role("link", name="Category: books")).to_be_visible()
+
+
+async def test_next_page_shows_other_products_of_the_same_search(page: "Page") -> None:
+    await page.goto(HOME)
+    categories = page.get_by_role("region", name="Categories")
+    await categories.get_by_role("link", name="books").click()
+    await expect(page).to_have_url(re.compile(r"/search\?category=books$"))
+    await expect(page.locator(_CARDS)).to_have_count(20)
+    first = await _product_links(page)
+
+    await page.get_by_role("link", name="Next page").click()
+
+    await expect(page).to_have_url(re.compile(r"category=books&cursor="))
+    await expect(page.locator(_CARDS).first).to_be_visible()
+    second = await _product_links(page)
+    assert second
+    assert not set(first) & set(second)
+    await expect(page.locator(f"{_CARDS} .category")).to_have_text(["books"] * len(second))
+    await expect(page.get_by_role("link", name="First page")).to_be_visible()
+
+
+async def test_a_product_opened_from_the_results_shows_its_price_and_stock(page: "Page") -> None:
+    await page.goto(RESULTS)
+    link = page.locator(f"{_CARDS} h3 a").first
+    name = await link.inner_text()
+    href = str(await link.get_attribute("href"))
+
+    await link.click()
+
+    await expect(page).to_have_url(re.compile(re.escape(href) + "$"))
+    await expect(page.get_by_role("heading", level=1)).to_have_text(name)
+    # What the JSON API says of the same product.
+    api = await page.request.get(href.replace("/product/", "/products/"))
+    product = await api.json()
+    await expect(page.locator(".product .price")).to_have_text(product["price"])
+    stock = f"In stock ({product['stock']})" if product["stock"] > 0 else "Out of stock"
+    await expect(page.locator(".product .stock")).to_have_text(stock)
+
+
+async def test_a_search_that_finds_nothing_says_so_and_takes_a_filter_off(page: "Page") -> None:
+    await page.goto(NO_RESULTS)
+    await expect(page.get_by_role("heading", name="No products match")).to_be_visible()
+    await expect(page.locator(_CARDS)).to_have_count(0)
+
+    await page.get_by_role("link", name="Remove category “garden”").click()
+
+    await expect(page).to_have_url(re.compile(r"/search\?q=dinosaurs&created_after=2021-01-01$"))
+    await expect(page.locator(_CARDS).first).to_be_visible()
+
+
+async def _has_visible_focus(page: "Page") -> bool:
+    return bool(
+        await page.evaluate(
+            """() => {
+                const style = getComputedStyle(document.activeElement);
+                const outline = style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0;
+                return outline || style.boxShadow !== "none";
+            }"""
+        )
+    )
+
+
+async def test_tab_from_the_top_shows_the_skip_link_then_reaches_the_search_box(
+    page: "Page",
+) -> None:
+    await page.goto(HOME)
+
+    await page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    await expect(skip).to_be_focused()
+    await expect(skip).to_be_in_viewport()
+    assert await _has_visible_focus(page)
+
+    # Following the skip link, the next Tab lands on the page's first control.
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_label("Search the catalog")).to_be_focused()
+    assert await _has_visible_focus(page)
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_no_serious_or_critical_accessibility_violation(
+    axe: Callable[[str], Awaitable[list[str]]], path: str
+) -> None:
+    violations = await axe(path)
+    assert violations == [], "\n".join(violations)
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_a_page_loads_nothing_from_elsewhere_and_satisfies_its_csp(
+    page: "Page", seen: Seen, path: str
+) -> None:
+    await page.goto(path)  # waits for the load event: the stylesheet and any other resource
+    # The stylesheet came from the service itself, and applied.
+    background = await page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(244, 246, 250)"
+    # The icon too: without one, every page cost a 404 for /favicon.ico.
+    icon = await page.locator("link[rel=icon]").get_attribute("href")
+    assert icon is not None
+    assert (await page.request.get(icon)).ok
+    assert seen.foreign == []
+    assert seen.csp_violations == []
+    # An error page's own status is logged as a failed load; nothing else may be.
+    assert seen.errors == (_FAILED_LOAD_404 if path == ERROR else []), seen.errors
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("path", PAGES)
+async def test_a_page_fits_the_width_of_the_screen(
+    page: "Page", path: str, viewport: dict[str, int]
+) -> None:
+    await page.set_viewport_size(viewport)
+    await page.goto(path)
+    width, screen = await page.evaluate(
+        "() => [document.scrollingElement.scrollWidth, window.innerWidth]"
+    )
+    assert width <= screen, f"{path} is {width}px wide on a {screen}px screen"
