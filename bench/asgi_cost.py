@@ -62,11 +62,12 @@ def _baseline(name: str) -> Any:
     return module
 
 
-async def call(
+async def get(
     app: App, path: str, query: str = "", headers: tuple[tuple[bytes, bytes], ...] = ()
-) -> int:
-    """One GET through `app` (with these headers besides Host and Accept); returns the
-    status."""
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One GET through `app` as ASGI (with these headers besides Host and Accept: */*,
+    which a header of the same name replaces); its status, headers and body."""
+    given = dict(headers)
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -77,22 +78,34 @@ async def call(
         "raw_path": path.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"bench"), (b"accept", b"*/*"), *headers],
+        "headers": [(b"host", b"bench"), (b"accept", given.pop(b"accept", b"*/*")), *given.items()],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
         "state": {},
     }
-    status = 0
+    status, answered, chunks = 0, {}, []
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
-        nonlocal status
+        nonlocal status, answered
         if message["type"] == "http.response.start":
             status = message["status"]
+            answered = dict(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
 
     await app(scope, receive, send)
+    return status, answered, b"".join(chunks)
+
+
+async def call(
+    app: App, path: str, query: str = "", headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> int:
+    """One GET through `app` (with these headers besides Host and Accept); returns the
+    status."""
+    status, _, _ = await get(app, path, query, headers)
     return status
 
 
