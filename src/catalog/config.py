@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     jwt_secret_file: Path = Path(".catalog-jwt-secret")
     # Seconds an access token stays valid.
     access_token_ttl: int = Field(default=900, ge=60, le=86_400)
+    # Seconds a browser stays signed in without a page view (catalog.web): the session
+    # cookie is renewed when a page is viewed in the second half of its life.
+    browser_session_ttl: int = Field(default=3600, ge=60, le=30 * 86_400)
 
     # A fixed pool, no overflow: SQLAlchemy closes an overflow connection as soon as it
     # comes back, so under steady load connections are opened and closed all the time.

@@ -1,13 +1,13 @@
 """One error tree and one handler: every error response is RFC 9457 problem+json."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,6 +20,7 @@ from catalog.requestid import current_request_id
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
+    "AnswerInstead",
     "CatalogError",
     "ConflictError",
     "ForbiddenError",
@@ -27,6 +28,7 @@ __all__ = [
     "PreconditionFailedError",
     "Problem",
     "ServiceUnavailableError",
+    "ShowProblem",
     "TooManyRequestsError",
     "UnauthorizedError",
     "UnhandledErrorMiddleware",
@@ -246,8 +248,31 @@ def _route_template(request: Request) -> str:
     return str(getattr(route, "path", "<unmatched>"))
 
 
-async def handle_error(request: Request, exc: Exception) -> JSONResponse:
-    """Turn any exception into a problem+json response: the one handler of the service."""
+class AnswerInstead(Exception):  # noqa: N818 (an answer, not an error)
+    """Raised by a route to answer with another response (a form shown again, a
+    redirect) after the request's session has rolled back what the route wrote:
+    returning it instead would let the session commit."""
+
+    async def answer(self, request: Request) -> Response:
+        raise NotImplementedError
+
+
+# Where a route that shows its problems its own way (the pages, as HTML) puts its
+# renderer: `request.state.show_problem(request, problem) -> Response`.
+ShowProblem = Callable[[Request, JSONResponse], Awaitable[Response]]
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    """The one handler of the service: any exception becomes a problem (problem+json,
+    or the route's own rendering of it), or the answer an AnswerInstead carries."""
+    if isinstance(exc, AnswerInstead):
+        return await exc.answer(request)
+    problem = _problem(request, exc)
+    show: ShowProblem | None = getattr(request.state, "show_problem", None)
+    return problem if show is None else await show(request, problem)
+
+
+def _problem(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, CatalogError):
         return problem_response(
             exc.status_code, exc.slug, exc.detail, headers=exc.headers, **exc.extra
@@ -352,6 +377,7 @@ def install_error_handling(app: FastAPI) -> None:
     # Exception (the 500s) is handled by Starlette's outermost middleware, which also
     # re-raises it so the server logs the traceback.
     for exc_class in (
+        AnswerInstead,
         CatalogError,
         StarletteHTTPException,
         RequestValidationError,

@@ -27,7 +27,9 @@ RESULTS = "/search?q=dinosaurs"
 NO_RESULTS = "/search?q=dinosaurs&category=garden&created_after=2021-01-01"
 PRODUCT = "/product/1"
 ERROR = "/product/999999"
-PAGES = [HOME, RESULTS, NO_RESULTS, PRODUCT, ERROR]
+# A guest's account and cart pages.
+SIGN_IN, SIGN_UP, CART = "/signin", "/signup", "/cart"
+PAGES = [HOME, RESULTS, NO_RESULTS, PRODUCT, ERROR, SIGN_IN, SIGN_UP, CART]
 _FAILED_LOAD_404 = [
     "Failed to load resource: the server responded with a status of 404 (Not Found)"
 ]

@@ -88,7 +88,7 @@ async def test_home_in_a_browser_shows_the_search_box_categories_and_newest_prod
 ) -> None:
     response = await client.get("/", headers=BROWSER)
     page = _html(response)
-    assert response.headers["Vary"] == "Accept"
+    assert response.headers["Vary"] == "Accept, Cookie"
     assert {"id": "q", "name": "q", "type": "search", "maxlength": "200"}.items() <= (
         page.controls[0].items()
     )

@@ -10,18 +10,30 @@ from pydantic.config import JsonDict
 from catalog.orders.models import OrderStatus
 from catalog.schemas import WHOLE_NUMBER
 
-__all__ = ["OrderCreate", "OrderLineIn", "OrderLineRead", "OrderPage", "OrderRead"]
+__all__ = [
+    "MAX_LINES",
+    "MAX_PRODUCT_REF",
+    "MAX_QUANTITY",
+    "OrderCreate",
+    "OrderLineIn",
+    "OrderLineRead",
+    "OrderPage",
+    "OrderRead",
+]
 
 # Within I-JSON's exact integer range (RFC 7493): JSON numbers above 2**53 lose digits
 # in most clients.
-ProductRef = Annotated[int, Field(ge=1, le=2**53 - 1), WHOLE_NUMBER]
+MAX_PRODUCT_REF = 2**53 - 1
+ProductRef = Annotated[int, Field(ge=1, le=MAX_PRODUCT_REF), WHOLE_NUMBER]
+MAX_QUANTITY = 10_000
+MAX_LINES = 100
 
 
 class OrderLineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: ProductRef
-    quantity: Annotated[int, Field(ge=1, le=10_000), WHOLE_NUMBER]
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY), WHOLE_NUMBER]
 
 
 class OrderCreate(BaseModel):
@@ -36,7 +48,7 @@ class OrderCreate(BaseModel):
         },
     )
 
-    items: Annotated[list[OrderLineIn], Field(min_length=1, max_length=100)]
+    items: Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
 
     @model_validator(mode="after")
     def _one_line_per_product(self) -> Self:

@@ -50,6 +50,7 @@ __all__ = [
     "page_after",
     "prices",
     "read",
+    "read_many",
     "rebuild_text_index",
     "restore_stock",
     "take_stock",
@@ -84,6 +85,19 @@ async def get(session: AsyncSession, product_id: int) -> Row[Any] | None:
 
 
 _C = _PRODUCTS.c
+# An expanding IN: one cached statement for any number of ids.
+_BY_IDS = select(_PRODUCTS).where(_C.id.in_(bindparam("product_ids", expanding=True)))
+
+
+async def read_many(
+    source: Reader | AsyncSession, product_ids: Iterable[int]
+) -> Sequence[Row[Any]]:
+    """The products with these ids that exist: by the Reader (a cart), or in the
+    request's session where it already holds a connection (a page of orders)."""
+    params = {"product_ids": list(product_ids)}
+    if isinstance(source, Reader):
+        return await source.all(_BY_IDS, params)
+    return (await source.execute(_BY_IDS, params)).all()
 
 
 def _conditions(filters: ProductFilters) -> list[ColumnElement[bool]]:

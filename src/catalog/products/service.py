@@ -3,6 +3,7 @@ Public reads run on the request's Reader instead (no session, nothing to flush).
 
 import math
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -37,7 +38,17 @@ from catalog.products.schemas import (
 )
 from catalog.schemas import as_utc
 
-__all__ = ["categories", "create", "delete", "etag", "get", "list_products", "read", "update"]
+__all__ = [
+    "categories",
+    "create",
+    "delete",
+    "etag",
+    "get",
+    "list_products",
+    "read",
+    "read_many",
+    "update",
+]
 
 # Exactly as etag() writes a version: strong comparison is character for character
 # (RFC 9110 section 8.8.3.2), so "01" is not "1".
@@ -95,6 +106,14 @@ async def get(*, session: AsyncSession, product_id: int) -> ProductRead:
 async def read(*, reader: Reader, product_id: int) -> ProductRead:
     """The product, to show it (GET); or NotFoundError."""
     return _shown(await repository.read(reader, product_id), product_id)
+
+
+async def read_many(
+    *, source: Reader | AsyncSession, product_ids: Iterable[int]
+) -> dict[int, ProductRead]:
+    """The products with these ids that exist, by id (a cart's lines, an order's)."""
+    rows = await repository.read_many(source, product_ids)
+    return {row.id: ProductRead.model_validate(row) for row in rows}
 
 
 async def categories(*, reader: Reader, limit: int = 100) -> list[str]:

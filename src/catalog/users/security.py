@@ -97,11 +97,17 @@ class TokenClaims:
     expires_at: int
 
 
-def create_access_token(user_id: int, settings: Settings) -> tuple[str, int]:
-    """A signed token for `user_id` and its lifetime in seconds."""
+def create_access_token(
+    user_id: int, settings: Settings, *, audience: str | None = None, ttl: int | None = None
+) -> tuple[str, int]:
+    """A signed token for `user_id` and its lifetime in seconds (`ttl`, else the
+    access tokens' own). A token with an `audience` is valid only where that audience
+    is asked for: the browser's session token is no bearer token of the API."""
     now = int(time.time())
-    ttl = settings.access_token_ttl
-    payload = {"sub": str(user_id), "iat": now, "exp": now + ttl}
+    ttl = settings.access_token_ttl if ttl is None else ttl
+    payload: dict[str, str | int] = {"sub": str(user_id), "iat": now, "exp": now + ttl}
+    if audience is not None:
+        payload["aud"] = audience
     token = jwt.encode(payload, settings.signing_secret.get_secret_value(), algorithm=_ALGORITHM)
     return token, ttl
 
@@ -112,13 +118,17 @@ _USER_ID = re.compile(r"[1-9][0-9]{0,18}")
 _MAX_ID = 2**63 - 1
 
 
-def decode_access_token(token: str, settings: Settings) -> TokenClaims:
-    """Verify signature, algorithm and expiry; raise jwt.InvalidTokenError if anything is off."""
+def decode_access_token(
+    token: str, settings: Settings, *, audience: str | None = None
+) -> TokenClaims:
+    """Verify signature, algorithm, expiry and audience; raise jwt.InvalidTokenError if
+    anything is off. Without `audience`, a token that names one is refused (PyJWT)."""
     payload = jwt.decode(
         token,
         settings.signing_secret.get_secret_value(),
         algorithms=[_ALGORITHM],  # never "none", never an algorithm the token picks
-        options={"require": ["exp", "sub"]},
+        audience=audience,
+        options={"require": ["exp", "sub", *(["aud"] if audience is not None else [])]},
     )
     subject, expires_at = payload["sub"], payload["exp"]
     if not isinstance(subject, str) or not _USER_ID.fullmatch(subject) or int(subject) > _MAX_ID:

@@ -4,7 +4,15 @@
 `STATIC_PATH`). Every page reads through the services, never the database directly.
 """
 
+from fastapi import APIRouter
+
+from catalog.web import account, shop
 from catalog.web.pages import STATIC_PATH, static_files
-from catalog.web.router import router
+from catalog.web.router import router as browse
+
+router = APIRouter()
+router.include_router(browse)
+router.include_router(account.router)
+router.include_router(shop.router)
 
 __all__ = ["STATIC_PATH", "router", "static_files"]

@@ -12,26 +12,32 @@ from collections.abc import Callable, Coroutine, Mapping
 from functools import cache
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from catalog.errors import handle_error
+from catalog.errors import AnswerInstead
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
     "STATIC_PATH",
     "PageRoute",
+    "Redirect",
+    "ShowPage",
+    "finish",
     "path_to",
+    "redirect",
     "render",
     "static_files",
 ]
+
+_R = TypeVar("_R", bound=Response)
 
 # Only what the service itself serves: no inline script or style, no CDN, no frames.
 CONTENT_SECURITY_POLICY = (
@@ -81,6 +87,37 @@ def _static(request: Request, name: str) -> str:
     return path_to(request, f"{STATIC_PATH}/{name}", {"v": _fingerprint(name)})
 
 
+# A page for a signed-in visitor, or with a form's token, is theirs alone.
+_PERSONAL = {"Cache-Control": "private, no-store"}
+
+
+def finish(request: Request, response: _R) -> _R:
+    """The cookies decided while the page was made (catalog.web.visitors), set on its
+    response; a personal page kept out of shared caches. Every page goes through here."""
+    cookies: dict[str, tuple[str | None, int | None]] = getattr(request.state, "cookies", {})
+    secure = request.url.scheme == "https"
+    path = _root(request) or "/"
+    for name, (value, max_age) in cookies.items():
+        if value is None:
+            response.delete_cookie(name, path=path, secure=secure, httponly=True, samesite="lax")
+        else:
+            response.set_cookie(
+                name,
+                value,
+                max_age=max_age,
+                path=path,
+                secure=secure,
+                httponly=True,
+                samesite="lax",
+            )
+    visitor = getattr(request.state, "visitor", None)
+    if cookies or getattr(request.state, "personal", None) or (visitor and visitor.signed_in):
+        response.headers.update(_PERSONAL)
+    # The same URL is a guest's page or a signed-in one: caches key on the cookies.
+    response.headers["Vary"] = ", ".join(filter(None, [response.headers.get("Vary"), "Cookie"]))
+    return response
+
+
 def render(
     request: Request,
     template: str,
@@ -94,8 +131,17 @@ def render(
         **context,
         root=_root(request),
         static=lambda name: _static(request, name),
+        visitor=getattr(request.state, "visitor", None),
     )
-    return HTMLResponse(html, status_code=status_code, headers={**_PAGE_HEADERS, **(headers or {})})
+    response = HTMLResponse(
+        html, status_code=status_code, headers={**_PAGE_HEADERS, **(headers or {})}
+    )
+    return finish(request, response)
+
+
+def redirect(request: Request, path: str, query: Mapping[str, str] | None = None) -> Response:
+    """303 See Other to one of the service's pages: after a form, the browser GETs it."""
+    return finish(request, RedirectResponse(path_to(request, path, query), status_code=303))
 
 
 _TITLES = {
@@ -109,9 +155,8 @@ _TITLES = {
 _KEPT = ("allow", "cache-control", "retry-after", "www-authenticate")
 
 
-async def error_page(request: Request, exc: Exception) -> HTMLResponse:
-    """The page of an error, worded by the service's one handler (catalog.errors)."""
-    problem = await handle_error(request, exc)
+async def error_page(request: Request, problem: JSONResponse) -> HTMLResponse:
+    """The page of a problem, worded by the service's one handler (catalog.errors)."""
     body = json.loads(bytes(problem.body))
     status = problem.status_code
     context = {
@@ -125,18 +170,46 @@ async def error_page(request: Request, exc: Exception) -> HTMLResponse:
     return render(request, "error.html", context, status_code=status, headers=headers)
 
 
+class Redirect(AnswerInstead):
+    """Answer with a redirect instead (a guest at a page that needs an account goes to
+    the sign-in page; a checkout short of stock goes back to the checkout)."""
+
+    def __init__(self, path: str, query: Mapping[str, str] | None = None) -> None:
+        super().__init__(path)
+        self.path = path
+        self.query = query
+
+    async def answer(self, request: Request) -> Response:
+        return redirect(request, self.path, self.query)
+
+
+class ShowPage(AnswerInstead):
+    """Answer with this page instead (a form shown again with what was wrong in it)."""
+
+    def __init__(self, template: str, context: Mapping[str, Any], *, status_code: int) -> None:
+        super().__init__(template)
+        self.template = template
+        self.context = context
+        self.status_code = status_code
+
+    async def answer(self, request: Request) -> Response:
+        return render(request, self.template, self.context, status_code=self.status_code)
+
+
 class PageRoute(APIRoute):
-    """A route whose errors are pages too: a bad id, an unknown product, a database
-    that is down are worded as the API words them and shown as HTML."""
+    """A route whose problems are pages: a bad id, an unknown product, a database that
+    is down are worded by the service's one handler and shown as HTML.
+
+    The route's errors still propagate as errors (catching them here, inside FastAPI's
+    handler, would let the request's session commit what the route had written): the
+    handler finds this route's renderer on the request's state."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def page_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as exc:
-                return await error_page(request, exc)
+            request.state.show_problem = error_page
+            return await handler(request)
 
         return page_handler
 

@@ -19,6 +19,7 @@ from catalog.products.router import ProductId
 from catalog.products.schemas import ProductQuery, ProductSort
 from catalog.requestid import current_request_id
 from catalog.web.pages import PageRoute, path_to, render
+from catalog.web.visitors import VisitorDep, csrf_token
 
 __all__ = ["router"]
 
@@ -70,7 +71,9 @@ _NOT_TAKEN = {"count"}
 
 
 @router.get("/", response_class=HTMLResponse, response_model=None)
-async def home(request: Request, settings: SettingsDep) -> HTMLResponse | JSONResponse:
+async def home(
+    request: Request, settings: SettingsDep, visitor: VisitorDep
+) -> HTMLResponse | JSONResponse:
     """The home page in a browser; for API clients `/` stays the 404 it always was."""
     if not prefers_html(request.headers.get("accept", "")):
         return problem_response(404, "not-found", "Not Found", headers={"Vary": "Accept"})
@@ -111,7 +114,9 @@ def _search_link(request: Request, query: dict[str, str]) -> str:
 
 
 @router.get("/search", response_class=HTMLResponse)
-async def search(request: Request, reader: ReplicaReaderDep, settings: SettingsDep) -> HTMLResponse:
+async def search(
+    request: Request, reader: ReplicaReaderDep, settings: SettingsDep, visitor: VisitorDep
+) -> HTMLResponse:
     """Search results: `GET /products`'s filters, sort and cursor, in the URL."""
     given = _given(request)
     categories = await product_service.categories(reader=reader)
@@ -157,13 +162,14 @@ async def search(request: Request, reader: ReplicaReaderDep, settings: SettingsD
 
 @router.get("/product/{product_id}", response_class=HTMLResponse)
 async def product(
-    product_id: ProductId, reader: ReplicaReaderDep, settings: SettingsDep, request: Request
+    product_id: ProductId,
+    reader: ReplicaReaderDep,
+    settings: SettingsDep,
+    visitor: VisitorDep,
+    request: Request,
 ) -> HTMLResponse:
-    """One product: what it is, its price, whether it is in stock."""
+    """One product: what it is, its price, whether it is in stock, and "add to cart"
+    (a form, so the page is the visitor's own: its CSRF token keeps it out of caches)."""
     found = await product_service.read(reader=reader, product_id=product_id)
-    return render(
-        request,
-        "product.html",
-        {"product": found},
-        headers={"Cache-Control": settings.public_cache_control},
-    )
+    context = {"product": found, "csrf": csrf_token(request, settings)}
+    return render(request, "product.html", context)
