@@ -243,6 +243,8 @@ class Settings(BaseSettings):
     # body the API takes (a product with a 5,000-character description, every character
     # escaped as \uXXXX) is about 32 KiB; anything bigger only costs parsing time.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # The one larger body: a file the staff import from their page (catalog.web.staff).
+    max_import_bytes: int = Field(default=50 * 2**20, ge=2**20)
     # Log every SQL statement (development only: it is slow and verbose).
     echo_sql: bool = False
 

@@ -32,7 +32,7 @@ from catalog.startup import check_database
 from catalog.tracing import instrument_app, instrument_engine
 from catalog.users.router import router as users_router
 from catalog.users.security import PasswordHasher
-from catalog.web import STATIC_PATH, static_files
+from catalog.web import IMPORT_PATH, STATIC_PATH, static_files
 from catalog.web import router as web_router
 
 if TYPE_CHECKING:
@@ -170,7 +170,11 @@ def create_app(
     install_error_handling(app)
     # Innermost: the metrics middleware sees the 500 it answers.
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=app.state.settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=app.state.settings.max_body_bytes,
+        larger={IMPORT_PATH: app.state.settings.max_import_bytes},
+    )
     app.state.shutdown = ShutdownDeadline(app.state.settings.shutdown_grace_period)
     app.add_middleware(ShutdownDeadlineMiddleware, deadline=app.state.shutdown)
     # Outside the rest, so that it times whole requests, 413s included.

@@ -29,6 +29,7 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 # The impacts of the axe-core violations that fail a test (issue 18: serious, critical).
 _FAILING_IMPACTS = ("serious", "critical")
+STAFF_EMAIL, STAFF_PASSWORD = "staff@example.com", "staff password"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -62,10 +63,11 @@ async def chromium() -> AsyncIterator["Browser"]:
             await browser.close()
 
 
-def _catalog(*args: str, env: dict[str, str]) -> None:
+def _catalog(*args: str, env: dict[str, str], stdin: str | None = None) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "catalog", *args],
         env={**os.environ, **env},
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
@@ -84,6 +86,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {"CATALOG_DATABASE_URL": f"sqlite+{driver}:///{folder / 'catalog.db'}"}
     _catalog("db", "upgrade", env=env)
     _catalog("seed", "--products", "1000", env=env)
+    # The shop's staff: an admin account, made as the README says.
+    _catalog("user", "create", STAFF_EMAIL, "--admin", env=env, stdin=f"{STAFF_PASSWORD}\n")
     with catalog_server(env, folder / "serve.log") as server:
         yield server
     assert "Traceback" not in server.output(), server.output()
@@ -145,9 +149,10 @@ async def page(chromium: "Browser", shop: Server, seen: Seen) -> AsyncIterator["
 @pytest_asyncio.fixture(loop_scope="session")
 async def axe(
     chromium: "Browser", shop: Server, seen: Seen
-) -> AsyncIterator[Callable[[str], Awaitable[list[str]]]]:
+) -> AsyncIterator[Callable[..., Awaitable[list[str]]]]:
     """`axe(path)` opens the page at `path` and returns axe-core's serious and critical
-    violations there, one line each: rule id, what it asks, the elements at fault."""
+    violations there, one line each: rule id, what it asks, the elements at fault.
+    `axe(path, staff=True)` signs in as the shop's staff first (and stays signed in)."""
     if not AXE.is_file():
         missing(f"no {AXE} (npm ci --prefix tests/browser)")
     # Injecting axe is an inline script, which the pages' CSP refuses (rightly): this
@@ -155,7 +160,17 @@ async def axe(
     context = await _context(chromium, shop, seen, bypass_csp=True)
     page = await context.new_page()
 
-    async def check(path: str) -> list[str]:
+    signed_in = False
+
+    async def check(path: str, *, staff: bool = False) -> list[str]:
+        nonlocal signed_in
+        if staff and not signed_in:
+            await page.goto("/signin")
+            await page.get_by_label("Email").fill(STAFF_EMAIL)
+            await page.get_by_label("Password").fill(STAFF_PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url("**/")
+            signed_in = True
         await page.goto(path)
         await page.add_script_tag(path=AXE)
         results = await page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")

@@ -11,7 +11,7 @@ import enum
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -26,7 +26,15 @@ from catalog.products.export import ExportFormat, export_chunks, first_chunk
 from catalog.products.schemas import ProductCreate
 from catalog.schemas import UTCTimestamp
 
-__all__ = ["ImportReport", "OnError", "RowError", "export_file", "file_format", "import_file"]
+__all__ = [
+    "ImportReport",
+    "OnError",
+    "RowError",
+    "export_file",
+    "file_format",
+    "from_text",
+    "import_file",
+]
 
 
 class OnError(enum.StrEnum):
@@ -73,7 +81,9 @@ def file_format(path: Path, given: ExportFormat | None) -> ExportFormat:
 _DIGITS = re.compile(r"-?\d+")
 
 
-def _from_csv(row: dict[str, str | None]) -> dict[str, Any]:
+def from_text(row: Mapping[str, str | None]) -> dict[str, Any]:
+    """A product's fields given as text (a CSV row, a form of the staff's pages), as the
+    API's schemas take them: whole numbers as numbers, an empty category as none."""
     values: dict[str, Any] = {}
     for key, value in row.items():
         if key is None:  # more fields than the header has
@@ -107,7 +117,7 @@ def _records(
     reader = csv.DictReader(handle)
     for row in reader:
         try:
-            yield reader.line_num, _from_csv(row)
+            yield reader.line_num, from_text(row)
         except ValueError as error:
             yield reader.line_num, str(error)
 

@@ -8,7 +8,7 @@ rendered on the event loop.
 
 import hashlib
 import json
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from functools import cache
 from http import HTTPStatus
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.staticfiles import StaticFiles
@@ -34,7 +34,9 @@ __all__ = [
     "path_to",
     "redirect",
     "render",
+    "render_fragment",
     "static_files",
+    "stream",
 ]
 
 _R = TypeVar("_R", bound=Response)
@@ -127,14 +129,28 @@ def render(
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     """The page `template` shows `context` with, and the headers every page carries."""
-    html = _templates.get_template(template).render(
+    html = render_fragment(request, template, context)
+    response = HTMLResponse(
+        html, status_code=status_code, headers={**_PAGE_HEADERS, **(headers or {})}
+    )
+    return finish(request, response)
+
+
+def render_fragment(request: Request, template: str, context: Mapping[str, Any]) -> str:
+    """Part of a page (a streamed page's pieces), as render() would fill it in."""
+    return _templates.get_template(template).render(
         **context,
         root=_root(request),
         static=lambda name: _static(request, name),
         visitor=getattr(request.state, "visitor", None),
     )
-    response = HTMLResponse(
-        html, status_code=status_code, headers={**_PAGE_HEADERS, **(headers or {})}
+
+
+def stream(request: Request, chunks: AsyncIterator[str]) -> StreamingResponse:
+    """A page sent as it is made (an import's progress), with every page's headers.
+    The browser shows each piece as it arrives: no script needed."""
+    response = StreamingResponse(
+        chunks, media_type="text/html; charset=utf-8", headers={**_PAGE_HEADERS}
     )
     return finish(request, response)
 

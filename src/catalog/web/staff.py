@@ -1,0 +1,365 @@
+"""The staff's pages (admin accounts): the products, with search, create, edit and
+delete, and import from a file.
+
+Each change goes through the products' service, as the API's does: an edit carries the
+version the form was made from and is applied only to that version (the API's If-Match);
+when someone else saved the product meanwhile, the staff member sees both versions and
+chooses, and nothing is overwritten behind their back.
+"""
+
+import asyncio
+import logging
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import pydantic
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+
+from catalog.config import SettingsDep
+from catalog.consistency import ReplicaReaderDep
+from catalog.db.session import EngineDep, SessionDep
+from catalog.errors import ConflictError, ForbiddenError, PreconditionFailedError, ValidationError
+from catalog.products import service as product_service
+from catalog.products import transfer
+from catalog.products.router import ProductId
+from catalog.products.schemas import ProductCreate, ProductQuery, ProductRead, ProductUpdate
+from catalog.users.models import Role, User
+from catalog.web.pages import PageRoute, ShowPage, redirect, render, render_fragment, stream
+from catalog.web.visitors import CsrfChecked, PageUser, csrf_token
+
+__all__ = ["IMPORT_PATH", "router"]
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/staff", route_class=PageRoute, include_in_schema=False)
+
+_EDITABLE = ("sku", "name", "description", "price", "stock", "category")
+_LABELS = {
+    "sku": "SKU",
+    "name": "Name",
+    "description": "Description",
+    "price": "Price",
+    "stock": "Stock",
+    "category": "Category",
+}
+
+
+async def _staff(user: PageUser) -> User:
+    # The role is read from the database, as the API's AdminUser reads it.
+    if user.role != Role.ADMIN:
+        raise ForbiddenError("These pages are for the shop's staff (an admin account).")
+    return user
+
+
+Staff = Annotated[User, Depends(_staff)]
+Text = Annotated[str, Form(max_length=20_000)]
+
+
+def _mistakes(error: pydantic.ValidationError | ValueError) -> list[dict[str, str]]:
+    if not isinstance(error, pydantic.ValidationError):  # text that is not a product's
+        return [{"field": "", "message": str(error)}]
+    return [
+        {
+            "field": _LABELS.get(str(item["loc"][0]), "") if item["loc"] else "",
+            "message": f"{item['msg']}.",
+        }
+        for item in error.errors(include_url=False, include_input=False)
+    ]
+
+
+def _entered(**fields: str) -> dict[str, str]:
+    """What the form sent, as text: shown again as typed when it is not valid."""
+    return {name: fields[name] for name in _EDITABLE}
+
+
+def _as_text(product: ProductRead) -> dict[str, str]:
+    """The product's fields as its form shows them."""
+    values = {name: getattr(product, name) for name in _EDITABLE}
+    return {name: "" if value is None else str(value) for name, value in values.items()}
+
+
+@router.get("/products", response_class=HTMLResponse)
+async def products(
+    request: Request,
+    staff: Staff,
+    reader: ReplicaReaderDep,
+    settings: SettingsDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    saved: Annotated[int | None, Query(ge=1)] = None,
+    deleted: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """The products, newest first, or those a search finds; a page at a time."""
+    query = ProductQuery.model_validate(
+        {"q": q or None, "cursor": cursor, "sort": None if q else "-id", "limit": 50}
+    )
+    page = await product_service.list_products(reader=reader, settings=settings, query=query)
+    context = {
+        "q": q,
+        "page": page,
+        "saved": saved,
+        "deleted": deleted,
+        "csrf": csrf_token(request, settings),
+    }
+    return render(request, "staff/products.html", context)
+
+
+def _product_form(
+    request: Request, settings: SettingsDep, values: dict[str, Any], **context: Any
+) -> dict[str, Any]:
+    return {
+        "values": values,
+        "labels": _LABELS,
+        "mistakes": [],
+        "csrf": csrf_token(request, settings),
+        **context,
+    }
+
+
+@router.get("/products/new", response_class=HTMLResponse)
+async def new_product(request: Request, staff: Staff, settings: SettingsDep) -> Response:
+    """An empty product form."""
+    values = dict.fromkeys(_EDITABLE, "") | {"stock": "0"}
+    return render(
+        request, "staff/edit.html", _product_form(request, settings, values, product=None)
+    )
+
+
+@router.post("/products/new", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def create_product(
+    request: Request,
+    staff: Staff,
+    session: SessionDep,
+    settings: SettingsDep,
+    sku: Text = "",
+    name: Text = "",
+    description: Text = "",
+    price: Text = "",
+    stock: Text = "",
+    category: Text = "",
+) -> Response:
+    """Create the product as `POST /products` does."""
+    entered = _entered(
+        sku=sku, name=name, description=description, price=price, stock=stock, category=category
+    )
+    context = _product_form(request, settings, entered, product=None)
+    try:
+        data = ProductCreate.model_validate(transfer.from_text(entered))
+    except (pydantic.ValidationError, ValueError) as error:
+        context["mistakes"] = (
+            _mistakes(error)
+            if isinstance(error, pydantic.ValidationError)
+            else [{"field": "", "message": str(error)}]
+        )
+        return render(request, "staff/edit.html", context, status_code=422)
+    try:
+        product = await product_service.create(session=session, data=data)
+    except ConflictError as error:
+        context["problem"] = error.detail
+        raise ShowPage("staff/edit.html", context, status_code=409) from None
+    return redirect(request, "/staff/products", {"saved": str(product.id)})
+
+
+@router.get("/products/{product_id}", response_class=HTMLResponse)
+async def edit_product(
+    request: Request,
+    product_id: ProductId,
+    staff: Staff,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """The product's form, with the version it shows."""
+    product = await product_service.get(session=session, product_id=product_id)
+    values = {
+        name: "" if getattr(product, name) is None else str(getattr(product, name))
+        for name in _EDITABLE
+    }
+    return render(
+        request, "staff/edit.html", _product_form(request, settings, values, product=product)
+    )
+
+
+@router.post("/products/{product_id}", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def save_product(
+    request: Request,
+    product_id: ProductId,
+    staff: Staff,
+    session: SessionDep,
+    settings: SettingsDep,
+    version: Annotated[int, Form(ge=1, le=2**31 - 1)],
+    sku: Text = "",
+    name: Text = "",
+    description: Text = "",
+    price: Text = "",
+    stock: Text = "",
+    category: Text = "",
+) -> Response:
+    """Save the form over the version it was made from, as `PATCH /products/{id}` with
+    If-Match does; if someone saved the product meanwhile, show both versions."""
+    entered = _entered(
+        sku=sku, name=name, description=description, price=price, stock=stock, category=category
+    )
+    try:
+        data = ProductUpdate.model_validate(transfer.from_text(entered))
+    except (pydantic.ValidationError, ValueError) as error:
+        product = await product_service.get(session=session, product_id=product_id)
+        context = _product_form(request, settings, entered, product=product, version=version)
+        context["mistakes"] = (
+            _mistakes(error)
+            if isinstance(error, pydantic.ValidationError)
+            else [{"field": "", "message": str(error)}]
+        )
+        return render(request, "staff/edit.html", context, status_code=422)
+    try:
+        await product_service.update(
+            session=session, product_id=product_id, data=data, if_match=f'"{version}"'
+        )
+    except PreconditionFailedError:
+        theirs = await product_service.get(session=session, product_id=product_id)
+        raise ShowPage(
+            "staff/conflict.html",
+            _conflict(request, settings, entered, theirs, version),
+            status_code=412,
+        ) from None
+    except ConflictError as error:
+        product = await product_service.get(session=session, product_id=product_id)
+        context = _product_form(
+            request, settings, entered, product=product, version=version, problem=error.detail
+        )
+        raise ShowPage("staff/edit.html", context, status_code=409) from None
+    return redirect(request, "/staff/products", {"saved": str(product_id)})
+
+
+def _conflict(
+    request: Request, settings: SettingsDep, mine: dict[str, str], theirs: ProductRead, version: int
+) -> dict[str, Any]:
+    saved = {
+        name: "" if getattr(theirs, name) is None else str(getattr(theirs, name))
+        for name in _EDITABLE
+    }
+    return {
+        "mine": mine,
+        "theirs": saved,
+        "product": theirs,
+        "my_version": version,
+        "labels": _LABELS,
+        "differ": [name for name in _EDITABLE if mine[name].strip() != saved[name]],
+        "csrf": csrf_token(request, settings),
+    }
+
+
+@router.post(
+    "/products/{product_id}/delete", response_class=HTMLResponse, dependencies=[CsrfChecked]
+)
+async def delete_product(
+    request: Request,
+    product_id: ProductId,
+    staff: Staff,
+    session: SessionDep,
+    version: Annotated[int, Form(ge=1, le=2**31 - 1)],
+) -> Response:
+    """Delete the product at the version shown, as `DELETE /products/{id}` with If-Match."""
+    await product_service.delete(session=session, product_id=product_id, if_match=f'"{version}"')
+    return redirect(request, "/staff/products", {"deleted": str(product_id)})
+
+
+IMPORT_PATH = "/staff/import"
+
+
+@router.get("/import", response_class=HTMLResponse)
+async def import_form(request: Request, staff: Staff, settings: SettingsDep) -> Response:
+    """The import form: a file, and what to do with rows that are not valid."""
+    context = {
+        "csrf": csrf_token(request, settings),
+        "max_mib": settings.max_import_bytes // 2**20,
+    }
+    return render(request, "staff/import.html", context)
+
+
+_PROGRESS_HERE = "<!-- progress -->"
+
+
+@router.post("/import", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def import_upload(
+    request: Request,
+    staff: Staff,
+    engine: EngineDep,
+    file: UploadFile,
+    on_error: Annotated[transfer.OnError, Form()] = transfer.OnError.SKIP,
+) -> Response:
+    """Import the file as `catalog import` does, batch by batch, and show how far it
+    is as it goes: the page streams, each batch adds a progress bar (the stylesheet
+    shows the last), then the report of the rows that were not valid."""
+    name = Path(file.filename or "upload").name
+    try:
+        file_type = transfer.file_format(Path(name), None)
+    except ValueError as error:
+        raise ValidationError(
+            f"{error}.",
+            errors=[{"loc": ["form", "file"], "msg": str(error), "type": "file_format"}],
+        ) from None
+    folder = tempfile.TemporaryDirectory(prefix="catalog-import-")
+    path = Path(folder.name) / f"upload.{file_type.value}"
+    # The upload is on disk or in memory already (Starlette spools it): a copy in a
+    # thread, so that the event loop never waits on the disk.
+    await to_thread.run_sync(_save, file.file, path)
+    size = max(path.stat().st_size, 1)
+    page = render_fragment(request, "staff/importing.html", {"filename": name})
+    head, tail = page.split(_PROGRESS_HERE)
+
+    async def chunks() -> AsyncIterator[str]:
+        steps: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+        work = asyncio.create_task(
+            transfer.import_file(
+                engine,
+                path,
+                file_type=file_type,
+                on_error=on_error,
+                on_progress=lambda rows, done: steps.put_nowait((rows, done)),
+            )
+        )
+        try:
+            yield head
+            step = 0
+            while not work.done() or not steps.empty():
+                waiter = asyncio.ensure_future(steps.get())
+                await asyncio.wait({waiter, work}, return_when=asyncio.FIRST_COMPLETED)
+                if not waiter.done():
+                    waiter.cancel()
+                    continue
+                rows, done = waiter.result()
+                step += 1
+                yield render_fragment(
+                    request,
+                    "staff/_import_step.html",
+                    {"step": step, "rows": rows, "percent": min(100, done * 100 // size)},
+                )
+            failed, report = None, transfer.ImportReport()
+            try:
+                report = work.result()
+            except Exception as error:  # the database went away mid-import, say
+                logger.exception("import of %s failed after %d rows", name, report.rows)
+                failed = f"The import failed: {error.__class__.__name__}."
+            aborted = on_error is transfer.OnError.ABORT and bool(report.errors)
+            yield render_fragment(
+                request,
+                "staff/_import_report.html",
+                {"report": report, "failed": failed, "aborted": aborted},
+            )
+            yield tail
+        finally:
+            work.cancel()
+            folder.cleanup()
+
+    return stream(request, chunks())
+
+
+def _save(source: Any, path: Path) -> None:
+    source.seek(0)
+    with path.open("wb") as target:
+        shutil.copyfileobj(source, target, 1 << 20)

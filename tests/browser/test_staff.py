@@ -1,0 +1,104 @@
+"""The shop's staff in Chromium: an edit that meets a change made in another tab, and an
+import with a bad row, on a real `catalog serve` (tests/browser/conftest.py)."""
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.browser import async_api
+from tests.browser.conftest import STAFF_EMAIL, STAFF_PASSWORD
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+expect = async_api().expect
+
+
+async def _sign_in(page: "Page", to: str) -> None:
+    await page.goto(to)  # a guest is sent to sign in, then comes back
+    await page.get_by_label("Email").fill(STAFF_EMAIL)
+    await page.get_by_label("Password").fill(STAFF_PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(re.compile(re.escape(to) + "$"))
+
+
+async def test_staff_editing_a_product_changed_in_another_tab_get_the_conflict_page(
+    page: "Page",
+) -> None:
+    await _sign_in(page, "/staff/products")
+    await page.get_by_label("Search the products").fill("dinosaurs")
+    await page.get_by_role("button", name="Search").click()
+    await page.locator(".lines tbody a").first.click()
+    edit_url = page.url
+    original = await page.get_by_label("Name").input_value()
+
+    other = await page.context.new_page()  # another tab, same staff member
+    await other.goto(edit_url)
+    await other.get_by_label("Price").fill("99.00")
+    await other.get_by_role("button", name="Save changes").click()
+    await expect(other.get_by_role("status")).to_contain_text("is saved")
+
+    await page.get_by_label("Name").fill(f"{original} (revised)")
+    await page.get_by_role("button", name="Save changes").click()
+
+    await expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Someone else changed this product"
+    )
+    rows = page.locator(".compare tbody tr.differs th")
+    await expect(rows).to_have_count(2)  # the name (mine), the price (theirs)
+    await expect(page.locator(".compare")).to_contain_text(f"{original} (revised)")
+    await expect(page.locator(".compare")).to_contain_text("99.00")
+
+    await page.get_by_role("link", name="Keep theirs and edit again").click()
+    await expect(page.get_by_label("Name")).to_have_value(original)
+    await expect(page.get_by_label("Price")).to_have_value("99.00")
+
+
+async def test_staff_import_a_file_with_one_bad_row(page: "Page") -> None:
+    await _sign_in(page, "/staff/import")
+    rows = [
+        "sku,name,description,price,stock,category",
+        "BRW-1,Dinosaur poster,Big.,12.00,5,posters",
+        "BRW-2,Dinosaur mug,,not a price,5,kitchen",
+        "BRW-3,Dinosaur socks,Warm.,8.50,20,clothes",
+    ]
+    await page.get_by_label(re.compile("^File")).set_input_files(
+        {"name": "products.csv", "mimeType": "text/csv", "buffer": "\n".join(rows).encode()}
+    )
+    await page.get_by_role("button", name="Import").click()
+
+    await expect(page.get_by_role("heading", level=2)).to_have_text("Done")
+    await expect(page.get_by_role("status")).to_have_text(
+        "3 rows read, 2 products written, 1 rows not valid."
+    )
+    await expect(page.locator("progress")).to_have_attribute("value", "100")
+    bad = page.get_by_role("table", name="Rows not imported").locator("tbody tr")
+    await expect(bad).to_have_count(1)
+    await expect(bad.locator("td").first).to_have_text("3")
+    await expect(bad.locator("td").nth(1)).to_contain_text("price")
+
+    api = await page.request.get("/products?q=socks&category=clothes")
+    assert [item["sku"] for item in (await api.json())["items"]] == ["BRW-3"]
+
+
+# The signed-in pages: a staff member's, and a customer's (staff can shop too).
+SIGNED_IN = [
+    "/staff/products",
+    "/staff/products?q=dinosaurs",
+    "/staff/products/new",
+    "/staff/products/1",
+    "/staff/import",
+    "/account/orders",
+    "/signout",
+]
+
+
+@pytest.mark.parametrize("path", SIGNED_IN)
+async def test_no_serious_or_critical_accessibility_violation_signed_in(
+    axe: Callable[..., Awaitable[list[str]]], path: str
+) -> None:
+    violations = await axe(path, staff=True)
+    assert violations == [], "\n".join(violations)

@@ -1,0 +1,214 @@
+"""The staff's pages: products edited over the version they show, and imports."""
+
+import csv
+import io
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import update
+
+from catalog.users.models import Role, User
+from tests.helpers import product_payload
+from tests.web.test_account import _TOKEN, _field, _form, _product, _sign_up
+from tests.web.test_pages import BROWSER
+
+_VERSION = re.compile(r'name="version" value="(\d+)"')
+
+
+@pytest.fixture
+async def staff(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser signed in to the pages as an admin."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://catalog.test", headers=BROWSER
+    ) as browser:
+        await _sign_up(browser, "staff@example.com")
+        # Made staff after signing up: the role is read from the database on each page.
+        async with app.state.engine.begin() as connection:
+            await connection.execute(
+                update(User).where(User.email == "staff@example.com").values(role=Role.ADMIN)
+            )
+        yield browser
+
+
+def _fields(html: str, **changes: str) -> dict[str, str]:
+    """The product form's fields as the page filled them, with `changes`."""
+    values = {
+        name: _field(re.compile(rf'name="{name}"[^>]*value="([^"]*)"'), html)
+        for name in ("sku", "name", "price", "stock", "category")
+    }
+    # A textarea in the edit form, a hidden field in the conflict page's.
+    description = re.search(
+        r'name="description"(?: value="([^"]*)">|[^>]*>([^<]*)</textarea>)', html
+    )
+    assert description is not None
+    values["description"] = description[1] if description[1] is not None else description[2]
+    values["version"] = _field(_VERSION, html)
+    values["csrf_token"] = _field(_TOKEN, html)
+    return {**values, **changes}
+
+
+async def test_a_customer_is_refused_the_staff_pages(browser: httpx.AsyncClient) -> None:
+    await _sign_up(browser)
+    response = await browser.get("/staff/products")
+    assert response.status_code == 403
+    assert "for the shop&#39;s staff" in response.text
+
+
+async def test_a_guest_is_sent_to_sign_in(browser: httpx.AsyncClient) -> None:
+    response = await browser.get("/staff/products")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/signin?next=%2Fstaff%2Fproducts"
+
+
+async def test_staff_create_a_product_and_find_it(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    response = await _form(
+        staff,
+        "/staff/products/new",
+        "/staff/products/new",
+        sku="DINO-1",
+        name="Dinosaur lamp",
+        description="Glows.",
+        price="24.50",
+        stock="7",
+        category="",
+    )
+    assert response.status_code == 303
+    product_id = int(response.headers["location"].rsplit("=", 1)[1])
+    product = (await client.get(f"/products/{product_id}")).json()
+    assert (product["name"], product["price"], product["stock"], product["category"]) == (
+        "Dinosaur lamp",
+        "24.50",
+        7,
+        None,
+    )
+    listed = await staff.get("/staff/products?q=lamp")
+    assert f"/staff/products/{product_id}" in listed.text
+
+
+async def test_a_product_form_that_is_not_valid_is_shown_again_as_typed(
+    staff: httpx.AsyncClient,
+) -> None:
+    response = await _form(
+        staff,
+        "/staff/products/new",
+        "/staff/products/new",
+        sku="DINO-1",
+        name="Dinosaur lamp",
+        description="",
+        price="24.505",
+        stock="-1",
+        category="",
+    )
+    assert response.status_code == 422
+    assert 'value="24.505"' in response.text
+    assert "Price:" in response.text
+    assert "Stock:" in response.text
+
+
+async def test_an_edit_over_a_version_saved_meanwhile_shows_both_and_overwrites_nothing(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    product_id = await _product(client, "BK-1", name="Dinosaur atlas", price="30.00")
+    form = await staff.get(f"/staff/products/{product_id}")
+    # Another tab (here the API) changes the price meanwhile.
+    changed = await client.patch(f"/products/{product_id}", json={"price": "35.00"})
+    assert changed.status_code == 200
+
+    response = await staff.post(
+        f"/staff/products/{product_id}", data=_fields(form.text, name="Dinosaur atlas, 2nd ed.")
+    )
+
+    assert response.status_code == 412
+    assert "Someone else changed this product" in response.text
+    assert "Dinosaur atlas, 2nd ed." in response.text  # mine
+    assert "35.00" in response.text  # theirs
+    product = (await client.get(f"/products/{product_id}")).json()
+    assert (product["name"], product["price"]) == ("Dinosaur atlas", "35.00")
+
+    # "Save mine over theirs" sends mine at their version, on purpose.
+    overwrite = await staff.post(f"/staff/products/{product_id}", data=_fields(response.text))
+    assert overwrite.status_code == 303
+    product = (await client.get(f"/products/{product_id}")).json()
+    assert (product["name"], product["price"]) == ("Dinosaur atlas, 2nd ed.", "30.00")
+
+
+async def test_delete_takes_the_version_shown(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    product_id = await _product(client, "BK-1")
+    form = await staff.get(f"/staff/products/{product_id}")
+    await client.patch(f"/products/{product_id}", json={"stock": 3})
+    stale = await staff.post(
+        f"/staff/products/{product_id}/delete",
+        data={"csrf_token": _field(_TOKEN, form.text), "version": _field(_VERSION, form.text)},
+    )
+    assert stale.status_code == 412
+    assert (await client.get(f"/products/{product_id}")).status_code == 200
+    form = await staff.get(f"/staff/products/{product_id}")
+    deleted = await staff.post(
+        f"/staff/products/{product_id}/delete",
+        data={"csrf_token": _field(_TOKEN, form.text), "version": _field(_VERSION, form.text)},
+    )
+    assert deleted.status_code == 303
+    assert (await client.get(f"/products/{product_id}")).status_code == 404
+
+
+def _csv(*rows: dict[str, Any]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["sku", "name", "description", "price", "stock", "category"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+async def test_an_import_with_one_bad_row_writes_the_others_and_names_the_bad_line(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    good = {k: v for k, v in product_payload("IMP-1").items() if k != "category"}
+    body = _csv(good, {**good, "sku": "IMP-2", "price": "-5"}, {**good, "sku": "IMP-3"})
+    form = await staff.get("/staff/import")
+    response = await staff.post(
+        "/staff/import",
+        data={"csrf_token": _field(_TOKEN, form.text), "on_error": "skip"},
+        files={"file": ("products.csv", body, "text/csv")},
+    )
+    assert response.status_code == 200
+    assert "<progress" in response.text
+    assert "3 rows read, 2 products written, 1 rows not valid" in response.text
+    assert re.search(r"<td>3</td><td>price: ", response.text), response.text
+    found = (await client.get("/products?limit=200")).json()["items"]
+    assert {product["sku"] for product in found} >= {"IMP-1", "IMP-3"}
+    assert "IMP-2" not in {product["sku"] for product in found}
+
+
+async def test_an_import_that_aborts_on_a_bad_row_writes_nothing(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    good = {k: v for k, v in product_payload("IMP-1").items() if k != "category"}
+    body = _csv(good, {**good, "sku": "IMP-2", "price": "oops"})
+    form = await staff.get("/staff/import")
+    response = await staff.post(
+        "/staff/import",
+        data={"csrf_token": _field(_TOKEN, form.text), "on_error": "abort"},
+        files={"file": ("products.csv", body, "text/csv")},
+    )
+    assert "Nothing was imported" in response.text
+    assert (await client.get("/products")).json()["items"] == []
+
+
+async def test_a_file_that_is_neither_csv_nor_ndjson_is_refused(staff: httpx.AsyncClient) -> None:
+    form = await staff.get("/staff/import")
+    response = await staff.post(
+        "/staff/import",
+        data={"csrf_token": _field(_TOKEN, form.text)},
+        files={"file": ("products.xlsx", b"PK\x03\x04", "application/octet-stream")},
+    )
+    assert response.status_code == 422
+    assert "cannot tell the format" in response.text
