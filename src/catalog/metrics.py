@@ -48,6 +48,7 @@ __all__ = [
     "REPLICA_USABLE",
     "RequestMetricsMiddleware",
     "current_route",
+    "figures",
     "mark_worker_stopped",
     "multiprocess_dir",
     "observe_pool",
@@ -253,11 +254,73 @@ def mark_worker_stopped() -> None:
 router = APIRouter(tags=["operations"])
 
 
+def _registry() -> Any:
+    # The figures of this process, or of every worker when several serve.
+    if multiprocess_dir() is None:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
 @router.get("/metrics", include_in_schema=False, dependencies=[OperatorsOnly])
 async def metrics() -> Response:
     """Prometheus text format; touches no database."""
-    registry: Any = REGISTRY
-    if multiprocess_dir() is not None:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+# The series the operator page draws, from the samples /metrics shows.
+_GAUGES = {
+    "catalog_db_pool_size": "pool_size",
+    "catalog_db_pool_checked_out": "checked_out",
+    "catalog_db_pool_overflow": "overflow",
+    "catalog_db_pool_waiting": "waiting",
+}
+_COUNTERS = {
+    "catalog_db_connects_total": "connects",
+    "catalog_db_checkout_timeouts_total": "timeouts",
+    "catalog_db_invalidations_total": "invalidations",
+}
+
+
+def figures(*, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The pool's gauges and the running totals of requests, errors and latency, summed
+    over routes (those under `leave_out` not counted: a page polling for these figures
+    would otherwise show up in them). The same samples as /metrics, in one JSON object:
+    a reader takes two and divides the differences by the time between them."""
+    totals: dict[str, float] = dict.fromkeys(
+        [*_GAUGES.values(), *_COUNTERS.values(), "requests", "errors", "unavailable"], 0.0
+    )
+    totals |= {"latency_sum": 0.0, "latency_count": 0.0}
+    buckets: dict[str, float] = {}
+    for metric in _registry().collect():
+        for sample in metric.samples:
+            name, labels, value = sample.name, sample.labels, sample.value
+            if labels.get("route", "").startswith(leave_out or ("\0",)):
+                continue
+            if name in _GAUGES:
+                totals[_GAUGES[name]] += value
+            elif name in _COUNTERS:
+                totals[_COUNTERS[name]] += value
+            elif name == "catalog_http_requests_total":
+                totals["requests"] += value
+                if labels["status"].startswith("5"):
+                    totals["errors"] += value
+                if labels["status"] == "503":
+                    totals["unavailable"] += value
+            elif name == "catalog_http_request_duration_seconds_bucket":
+                buckets[labels["le"]] = buckets.get(labels["le"], 0.0) + value
+            elif name == "catalog_http_request_duration_seconds_sum":
+                totals["latency_sum"] += value
+            elif name == "catalog_http_request_duration_seconds_count":
+                totals["latency_count"] += value
+    # The +Inf bucket is latency_count (and JSON has no infinity).
+    by_bound = sorted(
+        ((bound, count) for bound, count in buckets.items() if bound != "+Inf"),
+        key=lambda item: float(item[0]),
+    )
+    return {
+        "time": time.time(),
+        **totals,
+        "latency_buckets": [[float(bound), count] for bound, count in by_bound],
+    }

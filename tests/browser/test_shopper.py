@@ -29,7 +29,9 @@ PRODUCT = "/product/1"
 ERROR = "/product/999999"
 # A guest's account and cart pages.
 SIGN_IN, SIGN_UP, CART = "/signin", "/signup", "/cart"
-PAGES = [HOME, RESULTS, NO_RESULTS, PRODUCT, ERROR, SIGN_IN, SIGN_UP, CART]
+# Open to anyone on the tests' server (CATALOG_METRICS_PUBLIC=true), its script included.
+OPERATOR = "/operator"
+PAGES = [HOME, RESULTS, NO_RESULTS, PRODUCT, ERROR, SIGN_IN, SIGN_UP, CART, OPERATOR]
 _FAILED_LOAD_404 = [
     "Failed to load resource: the server responded with a status of 404 (Not Found)"
 ]

@@ -93,6 +93,7 @@ SIGNED_IN = [
     "/staff/import",
     "/account/orders",
     "/signout",
+    "/operator",
 ]
 
 

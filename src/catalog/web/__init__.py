@@ -6,7 +6,7 @@
 
 from fastapi import APIRouter
 
-from catalog.web import account, shop, staff
+from catalog.web import account, operator, shop, staff
 from catalog.web.pages import STATIC_PATH, static_files
 from catalog.web.router import router as browse
 
@@ -15,6 +15,8 @@ router.include_router(browse)
 router.include_router(account.router)
 router.include_router(shop.router)
 router.include_router(staff.router)
+router.include_router(operator.pages)
+router.include_router(operator.router)
 IMPORT_PATH = staff.IMPORT_PATH
 
 __all__ = ["IMPORT_PATH", "STATIC_PATH", "router", "static_files"]

@@ -20,6 +20,7 @@ from catalog.orders.router import OrderId
 from catalog.products import service as product_service
 from catalog.users import service as user_service
 from catalog.users.dependencies import PasswordHasherDep, RateLimitsDep
+from catalog.users.models import Role
 from catalog.users.schemas import UserCreate
 from catalog.web.pages import PageRoute, ShowPage, redirect, render
 from catalog.web.visitors import (
@@ -164,7 +165,8 @@ async def my_orders(
     page = await order_service.list_orders(
         session=session, user_id=user.id, limit=20, offset=offset
     )
-    return render(request, "orders.html", {"page": page, "email": user.email})
+    context = {"page": page, "email": user.email, "staff": user.role == Role.ADMIN}
+    return render(request, "orders.html", context)
 
 
 @router.get("/account/orders/{order_id}", response_class=HTMLResponse)

@@ -1,0 +1,110 @@
+"""The operators' live page and its figures: who may see them, and what they count."""
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from catalog.config import Settings
+from catalog.users.models import Role, User
+from tests.conftest import Backend
+from tests.helpers import bearer, serving
+from tests.web.test_account import _sign_up
+from tests.web.test_pages import BROWSER
+
+_TOKEN = re.compile(r'data-token="([^"]*)"')
+
+
+@pytest.fixture
+def settings(backend: Backend) -> Settings:
+    # Closed, as in production (the tests' default opens the operator endpoints).
+    return backend.settings(metrics_public=False)
+
+
+@pytest.fixture
+async def browser(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://catalog.test", headers=BROWSER
+    ) as http:
+        yield http
+
+
+async def _make_admin(engine: AsyncEngine, email: str) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(update(User).where(User.email == email).values(role=Role.ADMIN))
+
+
+async def test_a_guest_is_sent_to_sign_in_and_a_customer_is_refused(
+    browser: httpx.AsyncClient,
+) -> None:
+    guest = await browser.get("/operator")
+    assert guest.status_code == 303
+    assert guest.headers["location"] == "/signin?next=%2Foperator"
+    await _sign_up(browser)
+    customer = await browser.get("/operator")
+    assert customer.status_code == 403
+    assert "This page is for operators" in customer.text
+
+
+async def test_an_admin_sees_the_page_and_its_token_reads_the_figures(
+    browser: httpx.AsyncClient, app: FastAPI
+) -> None:
+    await _sign_up(browser, "ops@example.com")
+    await _make_admin(app.state.engine, "ops@example.com")
+    page = await browser.get("/operator")
+    assert page.status_code == 200
+    assert "/static/operator.js?v=" in page.text
+    token = _TOKEN.search(page.text)
+    assert token is not None
+    assert token[1]
+
+    refused = await browser.get("/operator/figures")
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    figures = await browser.get(
+        "/operator/figures", headers={"Authorization": f"Bearer {token[1]}"}
+    )
+    assert figures.status_code == 200
+    assert figures.headers["Cache-Control"] == "no-store"
+    body = figures.json()
+    assert body["pool_size"] >= 1
+    assert {"checked_out", "waiting", "overflow", "timeouts", "unavailable", "requests"} <= set(
+        body
+    )
+
+
+async def test_no_other_token_reads_the_figures(
+    browser: httpx.AsyncClient, app: FastAPI, admin_id: int
+) -> None:
+    api_token = bearer(admin_id, app.state.settings)
+    assert (await browser.get("/operator/figures", headers=api_token)).status_code == 401
+    await _sign_up(browser)
+    session = browser.cookies["catalog_session"]
+    pages_token = {"Authorization": f"Bearer {session}"}
+    assert (await browser.get("/operator/figures", headers=pages_token)).status_code == 401
+
+
+async def test_the_figures_count_503s_and_leave_their_own_requests_out(
+    backend: Backend,
+) -> None:
+    settings = backend.settings(pool_size=1, max_overflow=0, pool_timeout=0.2, metrics_public=True)
+    async with serving(settings) as (app, client):
+        before = (await client.get("/operator/figures")).json()
+        for _ in range(3):
+            await client.get("/operator/figures")
+        engine: AsyncEngine = app.state.engine
+        async with engine.connect() as holder:  # the pool's only connection, held
+            await holder.execute(text("SELECT 1"))
+            refused = [await client.get("/products/1") for _ in range(2)]
+            assert [response.status_code for response in refused] == [503, 503]
+            during = (await client.get("/operator/figures")).json()
+            assert during["checked_out"] >= 1
+
+    assert during["unavailable"] - before["unavailable"] == 2
+    assert during["timeouts"] - before["timeouts"] == 2
+    assert during["requests"] - before["requests"] == 2  # the polls are not counted
