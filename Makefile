@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_PRODUCTS ?= 1000
 
-.PHONY: run test lint bench bench-smoke install install-dev install-bench clean
+.PHONY: run test lint bench bench-smoke install install-dev install-bench clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +37,12 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev $(AXE)
 install-bench: $(VENV)/.installed-bench
 
-## Serve on SQLite (./catalog.db) with demo data, at http://$(HOST):$(PORT)/docs
+## Serve on SQLite (./catalog.db) with demo data: the shop at http://$(HOST):$(PORT)/, the API docs at /docs
 run: install
 	$(BIN)/catalog db upgrade
 	$(BIN)/catalog seed --products $(DEMO_PRODUCTS) --if-empty
+	@echo "The shop: http://$(HOST):$(PORT)/ · the API: http://$(HOST):$(PORT)/docs"
+	@echo "To manage products: $(BIN)/catalog user create you@example.com --admin, then sign in."
 	$(BIN)/catalog serve --host $(HOST) --port $(PORT)
 
 ## The whole test suite: SQLite always, PostgreSQL and MariaDB when reachable
@@ -52,6 +54,10 @@ lint: install-dev  ## ruff and mypy, as CI runs them
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+## The README's screenshots of the pages, into docs/img/ (needs Debian's chromium)
+screenshots: install-dev
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) catalog.db catalog.db-wal catalog.db-shm .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +20,8 @@ import pytest
 import pytest_asyncio
 
 from tests.browser import AXE, missing
-from tests.helpers import backend_params
 from tests.servers import Server, catalog_server
+from tests.throwaway import ThrowawayPostgres
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Request
@@ -76,21 +77,45 @@ def _catalog(*args: str, env: dict[str, str], stdin: str | None = None) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.fixture(scope="session", params=backend_params("sqlite"))
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A real `catalog serve` on a throwaway database migrated and seeded as `make run`
+@contextmanager
+def _database(backend: str, folder: Path) -> Iterator[str]:
+    """The URL of an empty database of its own: a SQLite file, or a throwaway PostgreSQL
+    server (never the shared one, which the other tests clean between tests)."""
+    if backend == "sqlite":
+        # catalog's own driver by default; CI runs the SQLite tests again with aiosqlite.
+        driver = os.environ.get("CATALOG_TEST_SQLITE_DRIVER", "inline")
+        yield f"sqlite+{driver}:///{folder / 'catalog.db'}"
+        return
+    server = ThrowawayPostgres(folder)
+    try:
+        server.start()
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(
+    scope="session",
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite, id="sqlite"),
+        pytest.param("postgresql", marks=pytest.mark.postgresql, id="postgresql"),
+    ],
+)
+def shop(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A real `catalog serve` on a database of its own, migrated and seeded as `make run`
     does it: the 1,000 demo products, five of them books about dinosaurs after 2020."""
     folder = tmp_path_factory.mktemp("shop")
-    # catalog's own driver by default; CI runs the SQLite tests again with aiosqlite.
-    driver = os.environ.get("CATALOG_TEST_SQLITE_DRIVER", "inline")
-    env = {"CATALOG_DATABASE_URL": f"sqlite+{driver}:///{folder / 'catalog.db'}"}
-    _catalog("db", "upgrade", env=env)
-    _catalog("seed", "--products", "1000", env=env)
-    # The shop's staff: an admin account, made as the README says.
-    _catalog("user", "create", STAFF_EMAIL, "--admin", env=env, stdin=f"{STAFF_PASSWORD}\n")
-    with catalog_server(env, folder / "serve.log") as server:
-        yield server
-    assert "Traceback" not in server.output(), server.output()
+    with _database(request.param, folder) as url:
+        env = {"CATALOG_DATABASE_URL": url}
+        _catalog("db", "upgrade", env=env)
+        _catalog("seed", "--products", "1000", env=env)
+        # The shop's staff: an admin account, made as the README says.
+        _catalog("user", "create", STAFF_EMAIL, "--admin", env=env, stdin=f"{STAFF_PASSWORD}\n")
+        with catalog_server(env, folder / "serve.log") as server:
+            yield server
+        assert "Traceback" not in server.output(), server.output()
 
 
 @dataclass
