@@ -2,7 +2,6 @@
 same services (and rules) as the API underneath."""
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -10,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.helpers import product_payload
-from tests.web.test_pages import BROWSER
+from tests.web.conftest import BROWSER
 
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 _KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
@@ -21,17 +20,6 @@ def _field(pattern: re.Pattern[str], html: str) -> str:
     found = pattern.search(html)
     assert found is not None, html
     return found[1]
-
-
-@pytest.fixture
-async def browser(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser's view of the service: cookies kept, redirects not followed (the tests
-    look at each), no Authorization header."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://catalog.test", headers=BROWSER
-    ) as http:
-        yield http
 
 
 async def _form(

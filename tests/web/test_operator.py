@@ -1,7 +1,6 @@
 """The operators' live page and its figures: who may see them, and what they count."""
 
 import re
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -14,7 +13,6 @@ from catalog.users.models import Role, User
 from tests.conftest import Backend
 from tests.helpers import bearer, serving
 from tests.web.test_account import _sign_up
-from tests.web.test_pages import BROWSER
 
 _TOKEN = re.compile(r'data-token="([^"]*)"')
 
@@ -23,15 +21,6 @@ _TOKEN = re.compile(r'data-token="([^"]*)"')
 def settings(backend: Backend) -> Settings:
     # Closed, as in production (the tests' default opens the operator endpoints).
     return backend.settings(metrics_public=False)
-
-
-@pytest.fixture
-async def browser(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://catalog.test", headers=BROWSER
-    ) as http:
-        yield http
 
 
 async def _make_admin(engine: AsyncEngine, email: str) -> None:

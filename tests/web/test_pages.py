@@ -7,9 +7,8 @@ import httpx
 import pytest
 
 from tests.helpers import assert_problem, product_payload
+from tests.web.conftest import BROWSER
 
-# What a browser sends when it navigates to a page.
-BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"

@@ -13,8 +13,8 @@ from sqlalchemy import update
 
 from catalog.users.models import Role, User
 from tests.helpers import product_payload
+from tests.web.conftest import BROWSER
 from tests.web.test_account import _TOKEN, _field, _form, _product, _sign_up
-from tests.web.test_pages import BROWSER
 
 _VERSION = re.compile(r'name="version" value="(\d+)"')
 
@@ -212,3 +212,26 @@ async def test_a_file_that_is_neither_csv_nor_ndjson_is_refused(staff: httpx.Asy
     )
     assert response.status_code == 422
     assert "cannot tell the format" in response.text
+
+
+async def test_an_upload_from_someone_not_staff_is_refused_before_it_is_read(
+    browser: httpx.AsyncClient,
+) -> None:
+    await _sign_up(browser)
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\n'
+        for _ in range(1000):  # up to 64 MiB, which the refusal never waits for
+            sent += 1
+            yield b"x" * 65536
+        yield b"\r\n--b--\r\n"
+
+    response = await browser.post(
+        "/staff/import",
+        content=body(),
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code == 403
+    assert sent < 5

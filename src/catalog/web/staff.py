@@ -17,8 +17,10 @@ from typing import Annotated, Any
 
 import pydantic
 from anyio import to_thread
-from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from catalog.config import SettingsDep
 from catalog.consistency import ReplicaReaderDep
@@ -30,7 +32,7 @@ from catalog.products.router import ProductId
 from catalog.products.schemas import ProductCreate, ProductQuery, ProductRead, ProductUpdate
 from catalog.users.models import Role, User
 from catalog.web.pages import PageRoute, ShowPage, redirect, render, render_fragment, stream
-from catalog.web.visitors import CsrfChecked, PageUser, csrf_token
+from catalog.web.visitors import CsrfChecked, PageUser, VisitorDep, check_csrf, csrf_token
 
 __all__ = ["IMPORT_PATH", "router"]
 
@@ -284,17 +286,39 @@ async def import_form(request: Request, staff: Staff, settings: SettingsDep) -> 
 _PROGRESS_HERE = "<!-- progress -->"
 
 
-@router.post("/import", response_class=HTMLResponse, dependencies=[CsrfChecked])
+_NOT_VALID = ValidationError(
+    "The form is not valid: send a file, and skip or abort for the rows not valid.",
+    errors=[{"loc": ["form"], "msg": "a file and on_error are needed", "type": "form"}],
+)
+
+
+@router.post("/import", response_class=HTMLResponse)
 async def import_upload(
     request: Request,
     staff: Staff,
+    visitor: VisitorDep,
+    settings: SettingsDep,
     engine: EngineDep,
-    file: UploadFile,
-    on_error: Annotated[transfer.OnError, Form()] = transfer.OnError.SKIP,
 ) -> Response:
     """Import the file as `catalog import` does, batch by batch, and show how far it
     is as it goes: the page streams, each batch adds a progress bar (the stylesheet
-    shows the last), then the report of the rows that were not valid."""
+    shows the newest), then the report of the rows that were not valid.
+
+    The form is read here, once the account is known to be staff's: declared as
+    parameters, FastAPI would read the whole upload (up to CATALOG_MAX_IMPORT_BYTES)
+    before any check, for anyone who sends one."""
+    async with request.form(max_files=1, max_fields=5) as form:
+        token, file, chosen = form.get("csrf_token"), form.get("file"), form.get("on_error")
+        check_csrf(request, settings, visitor, token if isinstance(token, str) else "")
+        if not isinstance(file, StarletteUploadFile) or chosen not in (*transfer.OnError, None):
+            raise _NOT_VALID
+        on_error = transfer.OnError(chosen) if isinstance(chosen, str) else transfer.OnError.SKIP
+        return await _import(request, engine, file, on_error)
+
+
+async def _import(
+    request: Request, engine: AsyncEngine, file: StarletteUploadFile, on_error: transfer.OnError
+) -> Response:
     name = Path(file.filename or "upload").name
     try:
         file_type = transfer.file_format(Path(name), None)

@@ -43,6 +43,7 @@ __all__ = [
     "PageUser",
     "Visitor",
     "VisitorDep",
+    "check_csrf",
     "csrf_token",
     "set_cookie",
     "sign_in",
@@ -162,21 +163,25 @@ def _same_origin(request: Request) -> bool:
     return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
 
 
+def check_csrf(request: Request, settings: Settings, visitor: Visitor, token: str) -> None:
+    """Refuse (403) a form that does not carry this browser's CSRF token, or that came
+    from another site."""
+    value = _csrf_value(request)
+    if (
+        not _same_origin(request)
+        or value is None
+        or not hmac.compare_digest(token.encode(), _mac(value, visitor.user_id, settings).encode())
+    ):
+        raise ForbiddenError(_EXPIRED)
+
+
 async def _csrf_checked(
     request: Request,
     settings: SettingsDep,
     visitor: VisitorDep,
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> None:
-    value = _csrf_value(request)
-    if (
-        not _same_origin(request)
-        or value is None
-        or not hmac.compare_digest(
-            csrf_token.encode(), _mac(value, visitor.user_id, settings).encode()
-        )
-    ):
-        raise ForbiddenError(_EXPIRED)
+    check_csrf(request, settings, visitor, csrf_token)
 
 
 # A form's POST: refused with 403 unless it carries this browser's CSRF token.
