@@ -69,3 +69,4 @@ bench: install-bench
 ## CI's short run of the suite: every configuration answers correctly (not a speed check)
 bench-smoke: install-bench
 	$(BIN)/python bench/suite.py --smoke
+	$(BIN)/python bench/pages.py --smoke
