@@ -171,6 +171,26 @@ async def page(chromium: "Browser", shop: Server, seen: Seen) -> AsyncIterator["
     assert seen.csp_violations == [], "\n".join(seen.csp_violations)
 
 
+async def audit(page: "Page") -> list[str]:
+    """axe-core's serious and critical violations on `page` as it is now, one line each:
+    rule id, what it asks, the elements at fault.
+
+    axe is evaluated through the DevTools protocol, which the page's CSP does not govern
+    (a <script> element carrying it, the CSP refuses, rightly): the page is checked under
+    its own policy."""
+    if not AXE.is_file():
+        missing(f"no {AXE} (npm ci --prefix tests/browser)")
+    if not await page.evaluate("() => typeof window.axe === 'object'"):
+        await page.evaluate(f"{AXE.read_text()}\n;undefined")
+    results = await page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{violation['id']} ({violation['impact']}): {violation['help']}; "
+        f"at {[node['target'] for node in violation['nodes']]}"
+        for violation in results["violations"]
+        if violation["impact"] in _FAILING_IMPACTS
+    ]
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def axe(
     chromium: "Browser", shop: Server, seen: Seen
@@ -178,11 +198,7 @@ async def axe(
     """`axe(path)` opens the page at `path` and returns axe-core's serious and critical
     violations there, one line each: rule id, what it asks, the elements at fault.
     `axe(path, staff=True)` signs in as the shop's staff first (and stays signed in)."""
-    if not AXE.is_file():
-        missing(f"no {AXE} (npm ci --prefix tests/browser)")
-    # Injecting axe is an inline script, which the pages' CSP refuses (rightly): this
-    # context alone bypasses the CSP, only to run the checker; `page` keeps it.
-    context = await _context(chromium, shop, seen, bypass_csp=True)
+    context = await _context(chromium, shop, seen)
     page = await context.new_page()
 
     signed_in = False
@@ -197,17 +213,11 @@ async def axe(
             await page.wait_for_url("**/")
             signed_in = True
         await page.goto(path)
-        await page.add_script_tag(path=AXE)
-        results = await page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
-        return [
-            f"{violation['id']} ({violation['impact']}): {violation['help']}; "
-            f"at {[node['target'] for node in violation['nodes']]}"
-            for violation in results["violations"]
-            if violation["impact"] in _FAILING_IMPACTS
-        ]
+        return await audit(page)
 
     try:
         yield check
     finally:
         await context.close()
     assert seen.foreign == [], f"requests to another origin: {seen.foreign}"
+    assert seen.csp_violations == [], "\n".join(seen.csp_violations)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.browser import async_api
+from tests.browser.conftest import audit
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -50,16 +51,20 @@ async def test_a_newcomer_orders_two_books_double_clicks_and_cancels(page: "Page
         await page.get_by_role("button", name="Add to cart").click()
         await expect(page.get_by_role("status")).to_have_text("Added to your cart.")
     await expect(page.locator(".lines tbody tr")).to_have_count(2)
+    assert await audit(page) == []  # the cart with its lines
 
     await page.get_by_role("link", name="Go to checkout").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Checkout")
+    assert await audit(page) == []
     await page.get_by_role("button", name="Place order").dblclick()
 
     await expect(page.get_by_role("status")).to_have_text("Thank you: your order is placed.")
     order_url = page.url.split("?")[0]
+    assert await audit(page) == []  # the order, as placed
     await page.get_by_role("link", name="All my orders").click()
     # One order, whatever the double click sent.
     await expect(page.locator(".lines tbody tr")).to_have_count(1)
+    assert await audit(page) == []  # my orders
     assert [await _stock_shown(page, book) for book in books] == [n - 1 for n in before]
 
     await page.goto(order_url)

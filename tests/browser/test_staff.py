@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.browser import async_api
-from tests.browser.conftest import STAFF_EMAIL, STAFF_PASSWORD
+from tests.browser.conftest import STAFF_EMAIL, STAFF_PASSWORD, audit
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -51,6 +51,7 @@ async def test_staff_editing_a_product_changed_in_another_tab_get_the_conflict_p
     await expect(rows).to_have_count(2)  # the name (mine), the price (theirs)
     await expect(page.locator(".compare")).to_contain_text(f"{original} (revised)")
     await expect(page.locator(".compare")).to_contain_text("99.00")
+    assert await audit(page) == []  # the conflict page
 
     await page.get_by_role("link", name="Keep theirs and edit again").click()
     await expect(page.get_by_label("Name")).to_have_value(original)
@@ -79,6 +80,7 @@ async def test_staff_import_a_file_with_one_bad_row(page: "Page") -> None:
     await expect(bad).to_have_count(1)
     await expect(bad.locator("td").first).to_have_text("3")
     await expect(bad.locator("td").nth(1)).to_contain_text("price")
+    assert await audit(page) == []  # the import's progress and report
 
     api = await page.request.get("/products?q=socks&category=clothes")
     assert [item["sku"] for item in (await api.json())["items"]] == ["BRW-3"]
