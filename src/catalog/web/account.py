@@ -12,7 +12,7 @@ import pydantic
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from catalog.config import SettingsDep
+from catalog.config import Settings, SettingsDep
 from catalog.db.session import ReaderDep, SessionDep
 from catalog.errors import ConflictError, UnauthorizedError
 from catalog.orders import service as order_service
@@ -26,6 +26,7 @@ from catalog.web.pages import PageRoute, ShowPage, redirect, render
 from catalog.web.visitors import (
     CsrfChecked,
     PageUser,
+    Visitor,
     VisitorDep,
     csrf_token,
     sign_in,
@@ -52,18 +53,25 @@ def _form(request: Request, settings: SettingsDep, **context: Any) -> dict[str, 
     return {"csrf": csrf_token(request, settings), "mistakes": [], **context}
 
 
+NextPage = Annotated[str, Query(max_length=200)]
+
+
+def _account_form(
+    request: Request, visitor: Visitor, settings: Settings, template: str, next_page: str
+) -> Response:
+    # A visitor already signed in goes where they were going.
+    if visitor.signed_in:
+        return redirect(request, _next(next_page))
+    context = _form(request, settings, next=_next(next_page), email="")
+    return render(request, template, context)
+
+
 @router.get("/signin", response_class=HTMLResponse)
 async def sign_in_page(
-    request: Request,
-    visitor: VisitorDep,
-    settings: SettingsDep,
-    next: Annotated[str, Query(max_length=200)] = "/",
+    request: Request, visitor: VisitorDep, settings: SettingsDep, next: NextPage = "/"
 ) -> Response:
-    """The sign-in form; a visitor already signed in goes where they were going."""
-    if visitor.signed_in:
-        return redirect(request, _next(next))
-    context = _form(request, settings, next=_next(next), email="")
-    return render(request, "signin.html", context, headers={"Cache-Control": "no-store"})
+    """The sign-in form."""
+    return _account_form(request, visitor, settings, "signin.html", next)
 
 
 @router.post("/signin", response_class=HTMLResponse, dependencies=[CsrfChecked])
@@ -92,16 +100,10 @@ async def sign_in_form(
 
 @router.get("/signup", response_class=HTMLResponse)
 async def sign_up_page(
-    request: Request,
-    visitor: VisitorDep,
-    settings: SettingsDep,
-    next: Annotated[str, Query(max_length=200)] = "/",
+    request: Request, visitor: VisitorDep, settings: SettingsDep, next: NextPage = "/"
 ) -> Response:
     """The sign-up form."""
-    if visitor.signed_in:
-        return redirect(request, _next(next))
-    context = _form(request, settings, next=_next(next), email="")
-    return render(request, "signup.html", context)
+    return _account_form(request, visitor, settings, "signup.html", next)
 
 
 _FIELDS = {"email": "Email", "password": "Password"}

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import pydantic
 from anyio import to_thread
@@ -74,9 +74,27 @@ def _mistakes(error: pydantic.ValidationError | ValueError) -> list[dict[str, st
     ]
 
 
-def _entered(**fields: str) -> dict[str, str]:
-    """What the form sent, as text: shown again as typed when it is not valid."""
-    return {name: fields[name] for name in _EDITABLE}
+async def _entered(
+    sku: Text = "",
+    name: Text = "",
+    description: Text = "",
+    price: Text = "",
+    stock: Text = "",
+    category: Text = "",
+) -> dict[str, str]:
+    return {
+        "sku": sku,
+        "name": name,
+        "description": description,
+        "price": price,
+        "stock": stock,
+        "category": category,
+    }
+
+
+# What the product form sent, as text: shown again as typed when it is not valid.
+Entered = Annotated[dict[str, str], Depends(_entered)]
+_Model = TypeVar("_Model", ProductCreate, ProductUpdate)
 
 
 def _as_text(product: ProductRead) -> dict[str, str]:
@@ -112,7 +130,7 @@ async def products(
 
 
 def _product_form(
-    request: Request, settings: SettingsDep, values: dict[str, Any], **context: Any
+    request: Request, settings: SettingsDep, values: dict[str, str], **context: Any
 ) -> dict[str, Any]:
     return {
         "values": values,
@@ -123,42 +141,30 @@ def _product_form(
     }
 
 
+def _read(model: type[_Model], entered: dict[str, str], context: dict[str, Any]) -> _Model:
+    """The form's text read by the API's own schema, or the form shown again (422)."""
+    try:
+        return model.model_validate(transfer.from_text(entered))
+    except (pydantic.ValidationError, ValueError) as error:
+        context["mistakes"] = _mistakes(error)
+        raise ShowPage("staff/edit.html", context, status_code=422) from None
+
+
 @router.get("/products/new", response_class=HTMLResponse)
 async def new_product(request: Request, staff: Staff, settings: SettingsDep) -> Response:
     """An empty product form."""
     values = dict.fromkeys(_EDITABLE, "") | {"stock": "0"}
-    return render(
-        request, "staff/edit.html", _product_form(request, settings, values, product=None)
-    )
+    context = _product_form(request, settings, values, product=None)
+    return render(request, "staff/edit.html", context)
 
 
 @router.post("/products/new", response_class=HTMLResponse, dependencies=[CsrfChecked])
 async def create_product(
-    request: Request,
-    staff: Staff,
-    session: SessionDep,
-    settings: SettingsDep,
-    sku: Text = "",
-    name: Text = "",
-    description: Text = "",
-    price: Text = "",
-    stock: Text = "",
-    category: Text = "",
+    request: Request, staff: Staff, session: SessionDep, settings: SettingsDep, entered: Entered
 ) -> Response:
     """Create the product as `POST /products` does."""
-    entered = _entered(
-        sku=sku, name=name, description=description, price=price, stock=stock, category=category
-    )
     context = _product_form(request, settings, entered, product=None)
-    try:
-        data = ProductCreate.model_validate(transfer.from_text(entered))
-    except (pydantic.ValidationError, ValueError) as error:
-        context["mistakes"] = (
-            _mistakes(error)
-            if isinstance(error, pydantic.ValidationError)
-            else [{"field": "", "message": str(error)}]
-        )
-        return render(request, "staff/edit.html", context, status_code=422)
+    data = _read(ProductCreate, entered, context)
     try:
         product = await product_service.create(session=session, data=data)
     except ConflictError as error:
@@ -177,13 +183,8 @@ async def edit_product(
 ) -> Response:
     """The product's form, with the version it shows."""
     product = await product_service.get(session=session, product_id=product_id)
-    values = {
-        name: "" if getattr(product, name) is None else str(getattr(product, name))
-        for name in _EDITABLE
-    }
-    return render(
-        request, "staff/edit.html", _product_form(request, settings, values, product=product)
-    )
+    context = _product_form(request, settings, _as_text(product), product=product)
+    return render(request, "staff/edit.html", context)
 
 
 @router.post("/products/{product_id}", response_class=HTMLResponse, dependencies=[CsrfChecked])
@@ -194,45 +195,23 @@ async def save_product(
     session: SessionDep,
     settings: SettingsDep,
     version: Annotated[int, Form(ge=1, le=2**31 - 1)],
-    sku: Text = "",
-    name: Text = "",
-    description: Text = "",
-    price: Text = "",
-    stock: Text = "",
-    category: Text = "",
+    entered: Entered,
 ) -> Response:
     """Save the form over the version it was made from, as `PATCH /products/{id}` with
     If-Match does; if someone saved the product meanwhile, show both versions."""
-    entered = _entered(
-        sku=sku, name=name, description=description, price=price, stock=stock, category=category
-    )
-    try:
-        data = ProductUpdate.model_validate(transfer.from_text(entered))
-    except (pydantic.ValidationError, ValueError) as error:
-        product = await product_service.get(session=session, product_id=product_id)
-        context = _product_form(request, settings, entered, product=product, version=version)
-        context["mistakes"] = (
-            _mistakes(error)
-            if isinstance(error, pydantic.ValidationError)
-            else [{"field": "", "message": str(error)}]
-        )
-        return render(request, "staff/edit.html", context, status_code=422)
+    product = await product_service.get(session=session, product_id=product_id)
+    context = _product_form(request, settings, entered, product=product, version=version)
+    data = _read(ProductUpdate, entered, context)
     try:
         await product_service.update(
             session=session, product_id=product_id, data=data, if_match=f'"{version}"'
         )
     except PreconditionFailedError:
         theirs = await product_service.get(session=session, product_id=product_id)
-        raise ShowPage(
-            "staff/conflict.html",
-            _conflict(request, settings, entered, theirs, version),
-            status_code=412,
-        ) from None
+        conflict = _conflict(request, settings, entered, theirs, version)
+        raise ShowPage("staff/conflict.html", conflict, status_code=412) from None
     except ConflictError as error:
-        product = await product_service.get(session=session, product_id=product_id)
-        context = _product_form(
-            request, settings, entered, product=product, version=version, problem=error.detail
-        )
+        context["problem"] = error.detail
         raise ShowPage("staff/edit.html", context, status_code=409) from None
     return redirect(request, "/staff/products", {"saved": str(product_id)})
 
@@ -240,10 +219,7 @@ async def save_product(
 def _conflict(
     request: Request, settings: SettingsDep, mine: dict[str, str], theirs: ProductRead, version: int
 ) -> dict[str, Any]:
-    saved = {
-        name: "" if getattr(theirs, name) is None else str(getattr(theirs, name))
-        for name in _EDITABLE
-    }
+    saved = _as_text(theirs)
     return {
         "mine": mine,
         "theirs": saved,
