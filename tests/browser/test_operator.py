@@ -1,5 +1,6 @@
-"""The operator page in Chromium while the pool is exhausted: it shows the 503 burst as
-it happens, then the recovery, on a real `catalog serve` with a pool of one."""
+"""The operator page in Chromium tells an outage as it happens, then the recovery, on a
+real `catalog serve`: a pool of one exhausted behind a SQLite write lock, and a restart of
+a PostgreSQL server of the test's own."""
 
 import asyncio
 import sqlite3
@@ -13,6 +14,7 @@ import pytest
 from tests.browser import async_api
 from tests.browser.conftest import DESKTOP, _catalog
 from tests.servers import Server, catalog_server
+from tests.throwaway import ThrowawayPostgres
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -80,5 +82,56 @@ async def test_the_operator_page_shows_a_503_burst_and_the_recovery(
         points = await refused.locator("polyline").get_attribute("points")
         assert points
         assert len(points.split()) > 10
+    finally:
+        await context.close()
+
+
+@pytest.fixture
+def restartable(tmp_path: Path) -> Iterator[tuple[Server, ThrowawayPostgres]]:
+    """A `catalog serve` on a PostgreSQL server of the test's own, which the test stops
+    and starts again as an operator's restart would."""
+    database = ThrowawayPostgres(tmp_path)
+    try:
+        database.start()
+        env = {
+            "CATALOG_DATABASE_URL": database.url,
+            "CATALOG_CONNECT_TIMEOUT": "1",
+            "CATALOG_POOL_TIMEOUT": "2",
+        }
+        _catalog("db", "upgrade", env=env)
+        _catalog("seed", "--products", "10", env=env)
+        with catalog_server(env, tmp_path / "serve.log") as server:
+            yield server, database
+    finally:
+        database.stop()
+
+
+@pytest.mark.postgresql
+async def test_the_operator_page_tells_a_database_restart(
+    chromium: "Browser", restartable: tuple[Server, ThrowawayPostgres]
+) -> None:
+    server, database = restartable
+    context = await chromium.new_context(base_url=server.base_url, viewport=DESKTOP)
+    context.set_default_timeout(20_000)
+    page = await context.new_page()
+    state = page.locator("#state")
+    try:
+        await page.goto("/operator")
+        await expect(state).to_have_text("Serving normally: no 503 in the last five minutes.")
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            database.crash()
+            down = [await client.get("/products/1") for _ in range(3)]
+            assert {response.status_code for response in down} == {503}
+            # The page reads no database: it keeps drawing, and says what happens.
+            await expect(state).to_contain_text("Refusing requests")
+            await expect(page.locator('[data-total="unavailable"]')).to_have_text("3")
+
+            database.start()
+            for _ in range(50):
+                if (await client.get("/products/1")).status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
+            assert (await client.get("/products/1")).status_code == 200
+        await expect(state).to_contain_text("Recovered: the last 503 was", timeout=30_000)
     finally:
         await context.close()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.browser import async_api
-from tests.browser.conftest import STAFF_EMAIL, STAFF_PASSWORD, audit
+from tests.browser.conftest import PHONE, STAFF_EMAIL, STAFF_PASSWORD, audit
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -105,3 +105,18 @@ async def test_no_serious_or_critical_accessibility_violation_signed_in(
 ) -> None:
     violations = await axe(path, staff=True)
     assert violations == [], "\n".join(violations)
+
+
+@pytest.mark.parametrize("path", SIGNED_IN)
+async def test_a_signed_in_page_fits_a_phone(page: "Page", path: str) -> None:
+    await page.set_viewport_size(PHONE)
+    await page.goto("/signin")
+    await page.get_by_label("Email").fill(STAFF_EMAIL)
+    await page.get_by_label("Password").fill(STAFF_PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/")
+    await page.goto(path)
+    width, screen = await page.evaluate(
+        "() => [document.scrollingElement.scrollWidth, window.innerWidth]"
+    )
+    assert width <= screen, f"{path} is {width}px wide on a {screen}px screen"
