@@ -191,33 +191,62 @@ async def audit(page: "Page") -> list[str]:
     ]
 
 
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def staff_state(chromium: "Browser", shop: Server) -> dict[str, Any]:
+    """The cookies of a browser signed in as the shop's staff, once per shop: signing in
+    for every test would meet the sign-in rate limit (10 a minute per account), as it
+    should."""
+    context = await chromium.new_context(base_url=shop.base_url)
+    try:
+        page = await context.new_page()
+        await page.goto("/signin")
+        await page.get_by_label("Email").fill(STAFF_EMAIL)
+        await page.get_by_label("Password").fill(STAFF_PASSWORD)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url("**/")
+        return dict(await context.storage_state())
+    finally:
+        await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def staff_page(
+    chromium: "Browser", shop: Server, seen: Seen, staff_state: dict[str, Any]
+) -> AsyncIterator["Page"]:
+    """A new page at desktop width, signed in as the shop's staff."""
+    context = await _context(chromium, shop, seen, storage_state=staff_state)
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()
+    assert seen.foreign == [], f"requests to another origin: {seen.foreign}"
+    assert seen.csp_violations == [], "\n".join(seen.csp_violations)
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def axe(
-    chromium: "Browser", shop: Server, seen: Seen
+    chromium: "Browser", shop: Server, seen: Seen, staff_state: dict[str, Any]
 ) -> AsyncIterator[Callable[..., Awaitable[list[str]]]]:
     """`axe(path)` opens the page at `path` and returns axe-core's serious and critical
     violations there, one line each: rule id, what it asks, the elements at fault.
-    `axe(path, staff=True)` signs in as the shop's staff first (and stays signed in)."""
-    context = await _context(chromium, shop, seen)
-    page = await context.new_page()
-
-    signed_in = False
+    `axe(path, staff=True)` opens it signed in as the shop's staff."""
+    contexts: dict[bool, BrowserContext] = {}
 
     async def check(path: str, *, staff: bool = False) -> list[str]:
-        nonlocal signed_in
-        if staff and not signed_in:
-            await page.goto("/signin")
-            await page.get_by_label("Email").fill(STAFF_EMAIL)
-            await page.get_by_label("Password").fill(STAFF_PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
-            await page.wait_for_url("**/")
-            signed_in = True
+        if staff not in contexts:
+            options = {"storage_state": staff_state} if staff else {}
+            contexts[staff] = await _context(chromium, shop, seen, **options)
+        context = contexts[staff]
+        page = context.pages[0] if context.pages else await context.new_page()
         await page.goto(path)
+        # Checked where it was asked for: a redirect (to sign in) would check another page.
+        assert urlsplit(page.url).path == urlsplit(path).path, page.url
         return await audit(page)
 
     try:
         yield check
     finally:
-        await context.close()
+        for context in contexts.values():
+            await context.close()
     assert seen.foreign == [], f"requests to another origin: {seen.foreign}"
     assert seen.csp_violations == [], "\n".join(seen.csp_violations)

@@ -108,15 +108,11 @@ async def test_no_serious_or_critical_accessibility_violation_signed_in(
 
 
 @pytest.mark.parametrize("path", SIGNED_IN)
-async def test_a_signed_in_page_fits_a_phone(page: "Page", path: str) -> None:
-    await page.set_viewport_size(PHONE)
-    await page.goto("/signin")
-    await page.get_by_label("Email").fill(STAFF_EMAIL)
-    await page.get_by_label("Password").fill(STAFF_PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/")
-    await page.goto(path)
-    width, screen = await page.evaluate(
+async def test_a_signed_in_page_fits_a_phone(staff_page: "Page", path: str) -> None:
+    await staff_page.set_viewport_size(PHONE)
+    await staff_page.goto(path)
+    await expect(staff_page.get_by_role("link", name="My orders")).to_be_visible()
+    width, screen = await staff_page.evaluate(
         "() => [document.scrollingElement.scrollWidth, window.innerWidth]"
     )
     assert width <= screen, f"{path} is {width}px wide on a {screen}px screen"
