@@ -235,3 +235,32 @@ async def test_an_upload_from_someone_not_staff_is_refused_before_it_is_read(
     )
     assert response.status_code == 403
     assert sent < 5
+
+
+@pytest.mark.parametrize("q", ["\x00", "a\tb", "\x7f"])
+async def test_a_staff_search_with_a_control_character_is_a_422_page(
+    staff: httpx.AsyncClient, q: str
+) -> None:
+    response = await staff.get("/staff/products", params={"q": q})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "request id" in response.text
+
+
+async def test_a_file_that_is_not_utf8_is_said_so_with_the_rows_read_before(
+    staff: httpx.AsyncClient,
+) -> None:
+    good = {k: v for k, v in product_payload("IMP-1").items() if k != "category"}
+    rows = [{**good, "sku": f"IMP-{n}"} for n in range(1500)]
+    body = _csv(*rows) + b"IMP-X,Caf\xe9,,1.00,1,\n"
+    form = await staff.get("/staff/import")
+    response = await staff.post(
+        "/staff/import",
+        data={"csrf_token": _field(_TOKEN, form.text), "on_error": "skip"},
+        files={"file": ("products.csv", body, "text/csv")},
+    )
+    assert response.status_code == 200
+    assert (
+        "The file could not be read to its end (it is not UTF-8 text); "
+        "the rows up to row 1000 were imported."
+    ) in response.text

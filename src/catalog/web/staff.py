@@ -8,6 +8,7 @@ chooses, and nothing is overwritten behind their back.
 """
 
 import asyncio
+import csv
 import logging
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import pydantic
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import UploadFile as StarletteUploadFile
@@ -115,9 +117,12 @@ async def products(
     deleted: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     """The products, newest first, or those a search finds; a page at a time."""
-    query = ProductQuery.model_validate(
-        {"q": q or None, "cursor": cursor, "sort": None if q else "-id", "limit": 50}
-    )
+    try:
+        query = ProductQuery.model_validate(
+            {"q": q or None, "cursor": cursor, "sort": None if q else "-id", "limit": 50}
+        )
+    except pydantic.ValidationError as error:  # a search with a control character, say
+        raise RequestValidationError(error.errors(include_url=False)) from None
     page = await product_service.list_products(reader=reader, settings=settings, query=query)
     context = {
         "q": q,
@@ -325,7 +330,7 @@ async def _import(
         )
         try:
             yield head
-            step = 0
+            step = rows = 0
             while not work.done() or not steps.empty():
                 waiter = asyncio.ensure_future(steps.get())
                 await asyncio.wait({waiter, work}, return_when=asyncio.FIRST_COMPLETED)
@@ -342,9 +347,14 @@ async def _import(
             failed, report = None, transfer.ImportReport()
             try:
                 report = work.result()
+            except (UnicodeDecodeError, csv.Error, RecursionError) as error:
+                failed = (
+                    f"The file could not be read to its end ({_unreadable(error)}); "
+                    f"the rows up to row {rows} were imported."
+                )
             except Exception as error:  # the database went away mid-import, say
-                logger.exception("import of %s failed after %d rows", name, report.rows)
-                failed = f"The import failed: {error.__class__.__name__}."
+                logger.exception("import of %s failed after row %d", name, rows)
+                failed = f"The import failed after row {rows}: {error.__class__.__name__}."
             aborted = on_error is transfer.OnError.ABORT and bool(report.errors)
             yield render_fragment(
                 request,
@@ -357,6 +367,14 @@ async def _import(
             folder.cleanup()
 
     return stream(request, chunks())
+
+
+def _unreadable(error: Exception) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(error, RecursionError):
+        return "a record is nested too deeply"
+    return str(error)
 
 
 def _save(source: Any, path: Path) -> None:
