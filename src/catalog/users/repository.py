@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from catalog.db.session import Reader
 from catalog.users.models import User
 
-__all__ = ["add", "credentials", "get", "get_by_email"]
+__all__ = ["add", "credentials", "get", "get_by_email", "role"]
 
 
 async def get(session: AsyncSession, user_id: int) -> User | None:
@@ -31,6 +31,16 @@ async def credentials(reader: Reader, email: str) -> Row[Any] | None:
     """The id and password hash of the user with this (canonical) email, or None: read
     on a connection that goes back to the pool before the password is checked."""
     return await reader.one_or_none(_CREDENTIALS, {"email": email})
+
+
+_ROLE = select(_USERS.c.role).where(_USERS.c.id == bindparam("user_id"))
+
+
+async def role(reader: Reader, user_id: int) -> str | None:
+    """The role of the user with this id, or None: read on a connection that goes back to
+    the pool at once (a page that then reads a large upload holds none meanwhile)."""
+    row = await reader.one_or_none(_ROLE, {"user_id": user_id})
+    return None if row is None else str(row.role)
 
 
 async def add(session: AsyncSession, user: User) -> User:

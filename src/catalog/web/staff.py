@@ -26,14 +26,23 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from catalog.config import SettingsDep
 from catalog.consistency import ReplicaReaderDep
-from catalog.db.session import EngineDep, SessionDep
+from catalog.db.session import EngineDep, ReaderDep, SessionDep
 from catalog.errors import ConflictError, ForbiddenError, PreconditionFailedError, ValidationError
 from catalog.products import service as product_service
 from catalog.products import transfer
 from catalog.products.router import ProductId
 from catalog.products.schemas import ProductCreate, ProductQuery, ProductRead, ProductUpdate
+from catalog.users import repository as users
 from catalog.users.models import Role, User
-from catalog.web.pages import PageRoute, ShowPage, redirect, render, render_fragment, stream
+from catalog.web.pages import (
+    PageRoute,
+    Redirect,
+    ShowPage,
+    redirect,
+    render,
+    render_fragment,
+    stream,
+)
 from catalog.web.visitors import CsrfChecked, PageUser, VisitorDep, check_csrf, csrf_token
 
 __all__ = ["IMPORT_PATH", "router"]
@@ -53,14 +62,28 @@ _LABELS = {
 }
 
 
+_NOT_STAFF = "These pages are for the shop's staff (an admin account)."
+
+
 async def _staff(user: PageUser) -> User:
     # The role is read from the database, as the API's AdminUser reads it.
     if user.role != Role.ADMIN:
-        raise ForbiddenError("These pages are for the shop's staff (an admin account).")
+        raise ForbiddenError(_NOT_STAFF)
     return user
 
 
 Staff = Annotated[User, Depends(_staff)]
+
+
+async def _staff_by_reader(request: Request, visitor: VisitorDep, reader: ReaderDep) -> None:
+    # The same check on a connection borrowed for one statement: the import then reads
+    # its upload (up to CATALOG_MAX_IMPORT_BYTES) with no connection held.
+    if visitor.user_id is None:
+        raise Redirect("/signin", {"next": IMPORT_PATH})
+    if await users.role(reader, visitor.user_id) != Role.ADMIN:
+        raise ForbiddenError(_NOT_STAFF)
+
+
 Text = Annotated[str, Form(max_length=20_000)]
 
 
@@ -276,7 +299,7 @@ _NOT_VALID = ValidationError(
 @router.post("/import", response_class=HTMLResponse)
 async def import_upload(
     request: Request,
-    staff: Staff,
+    staff: Annotated[None, Depends(_staff_by_reader)],
     visitor: VisitorDep,
     settings: SettingsDep,
     engine: EngineDep,
