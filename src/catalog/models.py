@@ -7,10 +7,19 @@ from pathlib import Path
 from catalog.db.base import Base
 from catalog.db.migrations import Migrations
 from catalog.orders.models import Order, OrderLine
-from catalog.products.models import Product
+from catalog.products.models import Category, Product
 from catalog.users.models import User
 
-__all__ = ["Base", "Order", "OrderLine", "Product", "User", "migrations", "migrations_dir"]
+__all__ = [
+    "Base",
+    "Category",
+    "Order",
+    "OrderLine",
+    "Product",
+    "User",
+    "migrations",
+    "migrations_dir",
+]
 
 
 def migrations_dir() -> Path:

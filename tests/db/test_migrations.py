@@ -1,5 +1,7 @@
 """The migrations build the schema the models describe, and the app checks it at start."""
 
+import unicodedata
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,49 @@ async def test_a_latin1_database_is_converted_to_utf8mb4_keeping_exact_compariso
     assert ("EMOJI", "Dinosaurs \N{GRINNING FACE}") in names
     assert charsets == {"utf8mb4"}
     assert differences == []
+
+
+async def test_migration_0007_spells_each_category_one_way_and_counts_them(
+    backend: Backend,
+) -> None:
+    engine = create_engine(backend.settings(), pooled=False)
+    spelled = ["Kitchen", "kitchen", " KITCHEN", "Café", unicodedata.normalize("NFD", "Café"), None]
+    try:
+        async with engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                await connection.execute(table.delete())
+        await migrations.downgrade(engine, "0006")
+        then = datetime(2026, 1, 1, tzinfo=UTC if backend.name == "postgresql" else None)
+        async with engine.begin() as connection:
+            for number, category in enumerate(spelled):
+                await connection.execute(
+                    text(
+                        "INSERT INTO products (sku, name, description, price, stock, category,"
+                        " version, created_at, updated_at) VALUES"
+                        " (:sku, 'Plain', '', 1, 1, :category, 1, :now, :now)"
+                    ),
+                    {"sku": f"M-{number}", "category": category, "now": then},
+                )
+        await migrations.upgrade(engine)
+        async with engine.connect() as connection:
+
+            async def pairs(sql: str) -> dict[object, object]:
+                return dict((await connection.execute(text(sql))).all())
+
+            products = await pairs("SELECT sku, category FROM products")
+            versions = await pairs("SELECT sku, version FROM products")
+            counts = await pairs("SELECT name, product_count FROM categories")
+    finally:
+        await migrations.upgrade(engine)
+        async with engine.begin() as connection:
+            await connection.execute(text("DELETE FROM categories"))
+            await connection.execute(text("DELETE FROM products"))
+        await engine.dispose()
+
+    assert products == {
+        "M-0": "kitchen", "M-1": "kitchen", "M-2": "kitchen",
+        "M-3": "café", "M-4": "café", "M-5": None,
+    }  # fmt: skip
+    # A product whose category was respelled has a new version (a new ETag).
+    assert versions == {"M-0": 2, "M-1": 1, "M-2": 2, "M-3": 2, "M-4": 2, "M-5": 1}
+    assert counts == {"kitchen": 3, "café": 2}

@@ -1,5 +1,6 @@
 """The shoppers' pages: HTML over the same services as the API, usable without script."""
 
+import re
 from html.parser import HTMLParser
 from typing import Any
 
@@ -96,6 +97,22 @@ async def test_home_in_a_browser_shows_the_search_box_categories_and_newest_prod
     # Newest first: the rake was added last.
     assert page.products()[0] == f"/product/{shop['rake']}"
     assert set(page.products()) == {f"/product/{id_}" for id_ in shop.values()}
+
+
+async def test_home_and_results_show_each_category_with_its_product_count(
+    client: httpx.AsyncClient, shop: dict[str, int]
+) -> None:
+    home = (await client.get("/", headers=BROWSER)).text
+    assert re.search(r'category=books">books <span class="count">4</span>', home)
+    assert re.search(r'category=toys">toys <span class="count">1</span>', home)
+
+    # Counts move with the products, and a category whose last product left is gone.
+    await client.delete(f"/products/{shop['rake']}")
+    await client.patch(f"/products/{shop['toy']}", json={"category": "books"})
+    results = (await client.get("/search", params={"category": "Books"}, headers=BROWSER)).text
+    assert '<option value="books" selected>books (5)</option>' in results
+    assert "garden" not in results
+    assert len(Page(results).products()) == 5
 
 
 @pytest.mark.parametrize("accept", ["application/json", "*/*", None])

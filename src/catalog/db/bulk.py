@@ -19,10 +19,10 @@ from sqlalchemy import Dialect, Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = [
-    "analyze",
     "begin_bulk",
     "indexes_built_after",
     "insert_rows",
+    "settle",
     "storage_rows",
     "transactional_ddl",
 ]
@@ -142,14 +142,27 @@ async def _run(connection: AsyncConnection, statements: Sequence[str]) -> None:
         await connection.exec_driver_sql(statement)
 
 
-async def analyze(connection: AsyncConnection, table: str) -> None:
-    """Refresh the planner's statistics of `table`, stale after a bulk load (PostgreSQL's
-    autovacuum would get there, but only after a while of bad plans)."""
+async def settle(connection: AsyncConnection, table: str) -> None:
+    """Leave `table` as the service reads it after a bulk load; with no transaction
+    open on `connection`.
+
+    The planner's statistics everywhere (ANALYZE). On PostgreSQL, VACUUM too: a table
+    just loaded has an empty visibility map, so every index-only scan still reads the
+    heap until autovacuum comes by, minutes later; at a million products that made the
+    page reads 2 to 20 times slower, and the VACUUM itself takes about a second
+    (docs/benchmarks.md, "A million products: what a bulk load leaves").
+    """
     name = connection.dialect.name
-    if name in ("postgresql", "sqlite"):
+    if name == "postgresql":
+        # VACUUM cannot run inside a transaction block.
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.exec_driver_sql(f'VACUUM (ANALYZE) "{table}"')
+    elif name == "sqlite":
         await connection.exec_driver_sql(f'ANALYZE "{table}"')
+        await connection.commit()
     elif name in ("mysql", "mariadb"):
         await connection.exec_driver_sql(f"ANALYZE TABLE `{table}`")
+        await connection.commit()
 
 
 def storage_rows(

@@ -7,7 +7,8 @@ moves its version here (`_changed`).
 """
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
@@ -16,6 +17,7 @@ from sqlalchemy import (
     CursorResult,
     Row,
     Select,
+    Table,
     and_,
     bindparam,
     delete,
@@ -32,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from catalog.db.base import utcnow
 from catalog.db.explain import Explain
 from catalog.db.session import Reader
-from catalog.products.models import Product
+from catalog.products.models import Category, Product
 from catalog.products.schemas import ProductFilters, ProductSort
 from catalog.products.search import Search, search
 
@@ -52,6 +54,7 @@ __all__ = [
     "read",
     "read_many",
     "rebuild_text_index",
+    "recount_categories",
     "restore_stock",
     "take_stock",
     "update_if_version",
@@ -198,21 +201,91 @@ async def list_page(
     return await reader.all(statement, {"page_limit": limit, "page_offset": offset})
 
 
-# The categories in use, in order. DISTINCT on the leading column of
-# ix_products_category_price_id: an index-only read on every dialect.
-_CATEGORIES = (
-    select(_C.category)
-    .where(_C.category.is_not(None))
-    .distinct()
-    .order_by(_C.category)
+# The categories some product has now, in order, with how many: a read of the small
+# categories table that every product write keeps (see _count).
+_CATEGORIES = cast(Table, Category.__table__)
+_K = _CATEGORIES.c
+_LISTED = (
+    select(_K.name, _K.product_count)
+    .where(_K.product_count > 0)
+    .order_by(_K.name)
     .limit(bindparam("category_limit"))
 )
 
 
-async def categories(reader: Reader, *, limit: int) -> list[str]:
-    """The first `limit` categories that some product has, in order."""
-    rows = await reader.all(_CATEGORIES, {"category_limit": limit})
-    return [row.category for row in rows]
+async def categories(reader: Reader, *, limit: int) -> Sequence[Row[Any]]:
+    """The first `limit` categories that some product has, in order, as rows of name
+    and product_count."""
+    return await reader.all(_LISTED, {"category_limit": limit})
+
+
+def _dialect_of(source: AsyncSession | AsyncConnection) -> str:
+    if isinstance(source, AsyncSession):
+        return source.get_bind().dialect.name
+    return source.dialect.name
+
+
+def _gained_statement(dialect: str) -> Any:
+    # One statement that adds to a category's count, creating its row the first time.
+    values: dict[str, Any] = {
+        "name": bindparam("category_name"),
+        "product_count": bindparam("gained"),
+    }
+    if dialect in ("postgresql", "sqlite"):
+        make: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = make(_CATEGORIES).values(values)
+        return statement.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"product_count": _K.product_count + statement.excluded.product_count},
+        )
+    if dialect in ("mysql", "mariadb"):
+        statement = mysql.insert(_CATEGORIES).values(values)
+        return statement.on_duplicate_key_update(
+            product_count=_K.product_count + statement.inserted.product_count
+        )
+    return None
+
+
+_GAINED = {dialect: _gained_statement(dialect) for dialect in ("postgresql", "sqlite", "mysql")}
+_GAINED["mariadb"] = _GAINED["mysql"]
+_ADDED = (
+    update(_CATEGORIES)
+    .where(_K.name == bindparam("category_name"))
+    .values(product_count=_K.product_count + bindparam("gained"))
+)
+
+
+async def _count(source: AsyncSession | AsyncConnection, moved: Mapping[str | None, int]) -> None:
+    """Add `moved` (category: products gained, negative for products lost) to the
+    categories' counts, in the caller's transaction.
+
+    In name order: two writers that touch the same categories lock their rows in the
+    same order, so they wait for each other instead of deadlocking. A count row is locked
+    until the transaction ends, so product writes in one category take turns at their
+    commit; orders, which never change a category, do not touch it.
+    """
+    dialect = _dialect_of(source)
+    for name in sorted(name for name, gained in moved.items() if name is not None and gained):
+        params = {"category_name": name, "gained": moved[name]}
+        upsert_statement = _GAINED.get(dialect)
+        if moved[name] < 0 or upsert_statement is None:
+            result = cast(CursorResult[Any], await source.execute(_ADDED, params))
+            if result.rowcount == 1 or moved[name] < 0:
+                continue
+            upsert_statement = insert(_CATEGORIES).values(
+                name=bindparam("category_name"), product_count=bindparam("gained")
+            )
+        await source.execute(upsert_statement, params)
+
+
+async def recount_categories(connection: AsyncConnection) -> None:
+    """Count every category's products again, in the connection's transaction: after a
+    bulk load, which writes products without going through _count."""
+    await connection.execute(delete(_CATEGORIES))
+    counted = (
+        select(_C.category, func.count()).where(_C.category.is_not(None)).group_by(_C.category)
+    )
+    await connection.execute(insert(_CATEGORIES).from_select(["name", "product_count"], counted))
 
 
 async def count_matching(reader: Reader, filters: ProductFilters) -> int:
@@ -246,10 +319,50 @@ async def page_after(session: AsyncSession, *, after_id: int, limit: int) -> Seq
 
 
 async def add(session: AsyncSession, product: Product) -> Product:
-    """Insert `product` now, so that constraint violations surface here."""
+    """Insert `product` now, so that constraint violations surface here, and count it
+    in its category."""
     session.add(product)
     await session.flush()
+    await _count(session, {product.category: 1})
     return product
+
+
+# The product's category, its row locked until the transaction ends (PostgreSQL,
+# MariaDB/MySQL); SQLite has no row locks, and there the write that follows is guarded
+# by the category read instead (_same_category).
+_CATEGORY_OF = select(_C.category).where(_C.id == bindparam("product_id")).with_for_update()
+# Tries of a guarded write whose category read another writer overtook: SQLite only,
+# and the first failed try takes the database's write lock, so the second cannot fail so.
+_CATEGORY_TRIES = 3
+
+
+def _same_category(category: str | None) -> ColumnElement[bool]:
+    return _C.category.is_(None) if category is None else _C.category == category
+
+
+async def _category_change(
+    session: AsyncSession, product_id: int, guarded: Any, *, new: str | None, deleting: bool
+) -> bool:
+    """Run `guarded` (an UPDATE or DELETE of the product, with its own conditions) so
+    that the categories' counts move with it: with the category the product had,
+    read first and required by the statement. False when no row matched for another
+    reason (no such product, or its version is not one of those asked for)."""
+    for _ in range(_CATEGORY_TRIES):
+        old = (await session.execute(_CATEGORY_OF, {"product_id": product_id})).one_or_none()
+        if old is None:
+            return False
+        statement = guarded.where(_same_category(old.category))
+        result = cast(CursorResult[Any], await session.execute(statement))
+        if result.rowcount == 1:
+            moved: Counter[str | None] = Counter({old.category: -1})
+            if not deleting:
+                moved[new] += 1
+            await _count(session, moved)
+            return True
+        now = (await session.execute(_CATEGORY_OF, {"product_id": product_id})).one_or_none()
+        if now is None or now.category == old.category:
+            return False  # not the category: the version, or the product is gone
+    raise RuntimeError(f"the category of product {product_id} kept changing")
 
 
 async def update_if_version(
@@ -273,6 +386,10 @@ async def update_if_version(
     )
     if versions is not None:
         statement = statement.where(Product.version.in_(versions))
+    if "category" in values:
+        return await _category_change(
+            session, product_id, statement, new=values["category"], deleting=False
+        )
     result = cast(CursorResult[Any], await session.execute(statement))
     return result.rowcount == 1
 
@@ -286,8 +403,7 @@ async def delete_if_version(
     )
     if versions is not None:
         statement = statement.where(Product.version.in_(versions))
-    result = cast(CursorResult[Any], await session.execute(statement))
-    return result.rowcount == 1
+    return await _category_change(session, product_id, statement, new=None, deleting=True)
 
 
 async def take_stock(session: AsyncSession, product_id: int, quantity: int) -> bool:
@@ -338,8 +454,20 @@ async def prices(session: AsyncSession, product_ids: Iterable[int]) -> dict[int,
 _UPSERTED = ("name", "description", "price", "stock", "category")
 
 
+# The categories of the products with these SKUs, their rows locked (PostgreSQL,
+# MariaDB/MySQL; SQLite's import batches hold the database's write lock already).
+_CATEGORIES_OF_SKUS = (
+    select(_C.sku, _C.category)
+    .where(_C.sku.in_(bindparam("skus", expanding=True)))
+    .with_for_update()
+)
+
+
 async def upsert(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Insert `rows`, updating the products whose SKU exists (a new version each).
+    """Insert `rows`, updating the products whose SKU exists (a new version each), and
+    move the categories' counts with them. The caller's transaction must hold the
+    write lock on SQLite (db.bulk.begin_bulk), so that the categories read first are
+    still those the upsert replaces.
 
     PostgreSQL and SQLite: one statement run as an executemany, compiled once and cached
     (asyncpg and sqlite3 run it prepared, row by row in C). MySQL/MariaDB: one
@@ -347,6 +475,21 @@ async def upsert(connection: AsyncConnection, rows: list[dict[str, Any]]) -> Non
     cannot parse ON DUPLICATE KEY UPDATE. Elsewhere plain inserts: a taken SKU is an error.
     """
     dialect = connection.dialect.name
+    before = await connection.execute(_CATEGORIES_OF_SKUS, {"skus": [row["sku"] for row in rows]})
+    moved: Counter[str | None] = Counter()
+    for existing in before:
+        moved[existing.category] -= 1
+    # A SKU twice in one batch is one product, in the category of its last row (the
+    # upsert applies the rows in order).
+    for category in {row["sku"]: row.get("category") for row in rows}.values():
+        moved[category] += 1
+    await _upsert_rows(connection, dialect, rows)
+    await _count(connection, moved)
+
+
+async def _upsert_rows(
+    connection: AsyncConnection, dialect: str, rows: list[dict[str, Any]]
+) -> None:
     if dialect in ("postgresql", "sqlite"):
         make: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         statement = make(Product)

@@ -2,6 +2,7 @@
 
 import enum
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +31,7 @@ __all__ = [
     "MAX_STOCK",
     "OFFSET_CAP",
     "PRICE",
+    "CategoryRead",
     "CountMode",
     "ProductCreate",
     "ProductFilters",
@@ -38,6 +40,8 @@ __all__ = [
     "ProductRead",
     "ProductSort",
     "ProductUpdate",
+    "normal_category",
+    "normal_text",
 ]
 
 # No control characters in one-line text (NUL above all: PostgreSQL cannot store it),
@@ -48,6 +52,29 @@ _MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 # ("books" = "books "): none at either end, so every database gives the same answer.
 CATEGORY = r"^[^ \x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^ \x00-\x1f\x7f])?$"
 
+
+def normal_text(value: object) -> object:
+    """Text in Unicode's composed form (NFC), the form every database's text search and
+    comparisons expect: "crème" typed as e + combining grave finds the stored "crème".
+    Anything else is left for the field's own validation to refuse."""
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+
+
+_SPACES = re.compile(" +")
+
+
+def normal_category(value: object) -> object:
+    """A category spelled one way, wherever it comes from (API, form, import, filter):
+    NFKC (look-alike compatibility characters and decomposed accents are one
+    category), lower case, spaces trimmed and collapsed, so that "Kitchen", "kitchen "
+    and "kitchen" in full-width letters are one. Accents stay: "café" is not "cafe".
+    Tabs and other control characters are not spaces here: the pattern refuses them."""
+    if not isinstance(value, str):
+        return value
+    folded = unicodedata.normalize("NFKC", value).lower()
+    return unicodedata.normalize("NFC", _SPACES.sub(" ", folded).strip(" "))
+
+
 Sku = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
@@ -56,15 +83,21 @@ Sku = Annotated[
         examples=["BK-0001"],
     ),
 ]
+# Each normaliser after the constraints: it still runs first (it wraps them), and the
+# JSON Schema keeps their pattern (before them, pydantic leaves the pattern out).
 Name = Annotated[
     str,
     StringConstraints(min_length=1, max_length=200, pattern=_ONE_LINE),
+    BeforeValidator(normal_text),
     Field(examples=["A field guide to dinosaurs"]),
 ]
-Description = Annotated[str, StringConstraints(max_length=5000, pattern=_MULTI_LINE)]
+Description = Annotated[
+    str, StringConstraints(max_length=5000, pattern=_MULTI_LINE), BeforeValidator(normal_text)
+]
 Category = Annotated[
     str,
     StringConstraints(min_length=1, max_length=100, pattern=CATEGORY),
+    BeforeValidator(normal_category),
     Field(examples=["books"]),
 ]
 # Money is exact: sent and returned as a decimal string ("19.99"), never as a JSON
@@ -168,6 +201,15 @@ class ProductUpdate(BaseModel):
         return self
 
 
+class CategoryRead(BaseModel):
+    """A category and how many products it has now."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    product_count: int
+
+
 class ProductRead(BaseModel):
     model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_EXAMPLE_READ]})
 
@@ -247,7 +289,7 @@ class ProductQuery(BaseModel):
     """The query string of GET /products: filters, order and paging, with the rules that
     tie them together (a 422 naming the parameter, like any other bad value)."""
 
-    q: str | None = Field(
+    q: Annotated[str | None, BeforeValidator(normal_text)] = Field(
         default=None,
         min_length=1,
         max_length=200,
@@ -255,12 +297,13 @@ class ProductQuery(BaseModel):
         description="Full-text search in name and description; results by relevance",
         examples=['dinosaur -"pop-up"'],
     )
-    category: str | None = Field(
+    category: Annotated[str | None, BeforeValidator(normal_category)] = Field(
         default=None,
         min_length=1,
         max_length=100,
         pattern=CATEGORY,
-        description="Only this category, compared exactly (`Books` is not `books`)",
+        description="Only this category, spelled as categories are stored: `Books` and "
+        "` books ` find `books`",
         examples=["books"],
     )
     # Strings checked by the pattern, so that "10.0000001" is refused, not rounded.

@@ -13,10 +13,10 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.bulk import (
-    analyze,
     begin_bulk,
     indexes_built_after,
     insert_rows,
+    settle,
     storage_rows,
     transactional_ddl,
 )
@@ -148,6 +148,7 @@ async def seed_products(
             finally:
                 pending.cancel()
             await repository.rebuild_text_index(connection)
-        await analyze(connection, table.name)
+        await repository.recount_categories(connection)
         await connection.commit()
+        await settle(connection, table.name)
     return done

@@ -28,6 +28,7 @@ from catalog.products import repository
 from catalog.products.models import Product
 from catalog.products.schemas import (
     PRICE,
+    CategoryRead,
     CountMode,
     ProductCreate,
     ProductPage,
@@ -116,9 +117,11 @@ async def read_many(
     return {row.id: ProductRead.model_validate(row) for row in rows}
 
 
-async def categories(*, reader: Reader, limit: int = 100) -> list[str]:
-    """The categories products are in, in order (at most `limit`), to browse by."""
-    return await repository.categories(reader, limit=limit)
+async def categories(*, reader: Reader, limit: int = 100) -> list[CategoryRead]:
+    """The categories products are in, in order (at most `limit`), each with how many
+    products it has: to browse by, and the counts beside the category filters."""
+    rows = await repository.categories(reader, limit=limit)
+    return [CategoryRead.model_validate(row) for row in rows]
 
 
 def _sort_value(value: Any) -> Any:

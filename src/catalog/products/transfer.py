@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.base import utcnow
+from catalog.db.bulk import begin_bulk
 from catalog.db.session import create_sessionmaker
 from catalog.products import repository
 from catalog.products.export import ExportFormat, export_chunks, first_chunk
@@ -174,8 +175,12 @@ async def import_file(
     batch: list[dict[str, Any]] = []
 
     async def flush() -> None:
-        async with engine.begin() as connection:
+        async with engine.connect() as connection:
+            # SQLite: the write lock first, so that the categories the upsert reads
+            # are still those it replaces (repository.upsert).
+            await begin_bulk(connection)
             await repository.upsert(connection, batch)
+            await connection.commit()
         report.written += len(batch)
         batch.clear()
 

@@ -16,7 +16,7 @@ from catalog.errors import problem_response
 from catalog.problems import prefers_html
 from catalog.products import service as product_service
 from catalog.products.router import ProductId
-from catalog.products.schemas import ProductQuery, ProductSort
+from catalog.products.schemas import ProductQuery, ProductSort, normal_category
 from catalog.requestid import current_request_id
 from catalog.web.pages import PageRoute, path_to, render
 from catalog.web.visitors import VisitorDep, csrf_token
@@ -123,6 +123,8 @@ async def search(
     context: dict[str, Any] = {
         "given": given,
         "categories": categories,
+        # As the filter reads it: `Books` selects books.
+        "chosen_category": normal_category(given.get("category")),
         # No sort given: by relevance with a search, else in catalog order (by id).
         "sorts": [("", "Best match" if "q" in given else "Catalog order"), *_SORTS],
         "availability": _AVAILABILITY,
