@@ -25,18 +25,20 @@ async def _sign_in(page: "Page", to: str) -> None:
     await expect(page).to_have_url(re.compile(re.escape(to) + "$"))
 
 
-async def test_staff_editing_a_product_changed_in_another_tab_get_the_conflict_page(
-    page: "Page",
-) -> None:
+async def _two_tabs_on_one_product(page: "Page") -> tuple["Page", str, str]:
+    """The staff's edit form of a dinosaur product in `page` and in a second tab; the
+    second tab, the product's name and its edit URL."""
     await _sign_in(page, "/staff/products")
     await page.get_by_label("Search the products").fill("dinosaurs")
     await page.get_by_role("button", name="Search").click()
     await page.locator(".lines tbody a").first.click()
-    edit_url = page.url
-    original = await page.get_by_label("Name").input_value()
-
     other = await page.context.new_page()  # another tab, same staff member
-    await other.goto(edit_url)
+    await other.goto(page.url)
+    return other, await page.get_by_label("Name").input_value(), page.url
+
+
+async def test_two_tabs_changing_different_fields_both_keep_their_change(page: "Page") -> None:
+    other, original, edit_url = await _two_tabs_on_one_product(page)
     await other.get_by_label("Price").fill("99.00")
     await other.get_by_role("button", name="Save changes").click()
     await expect(other.get_by_role("status")).to_contain_text("is saved")
@@ -44,18 +46,46 @@ async def test_staff_editing_a_product_changed_in_another_tab_get_the_conflict_p
     await page.get_by_label("Name").fill(f"{original} (revised)")
     await page.get_by_role("button", name="Save changes").click()
 
+    await expect(page.get_by_role("status")).to_contain_text(
+        "Someone else had changed its price meanwhile"
+    )
+    await other.goto(edit_url)
+    await expect(other.get_by_label("Name")).to_have_value(f"{original} (revised)")
+    await expect(other.get_by_label("Price")).to_have_value("99.00")
+    await other.close()
+
+
+async def test_two_tabs_changing_the_same_field_choose_its_value_and_keep_the_rest(
+    page: "Page",
+) -> None:
+    other, original, edit_url = await _two_tabs_on_one_product(page)
+    await other.get_by_label("Price").fill("97.00")
+    await other.get_by_label("Stock").fill("4")
+    await other.get_by_role("button", name="Save changes").click()
+    await expect(other.get_by_role("status")).to_contain_text("is saved")
+
+    await page.get_by_label("Name").fill(f"{original} (revised)")
+    await page.get_by_label("Price").fill("96.00")
+    await page.get_by_role("button", name="Save changes").click()
+
     await expect(page.get_by_role("heading", level=1)).to_have_text(
         "Someone else changed this product"
     )
     rows = page.locator(".compare tbody tr.differs th")
-    await expect(rows).to_have_count(2)  # the name (mine), the price (theirs)
-    await expect(page.locator(".compare")).to_contain_text(f"{original} (revised)")
-    await expect(page.locator(".compare")).to_contain_text("99.00")
+    await expect(rows).to_have_count(1)
+    await expect(rows).to_contain_text("Price")
+    await expect(page.locator(".compare")).to_contain_text("(your change)")  # the name
+    await expect(page.locator(".compare")).to_contain_text("(their change)")  # the stock
     assert await audit(page) == []  # the conflict page
+    await page.get_by_role("radio", name="Yours").check()
+    await page.get_by_role("button", name="Save").click()
 
-    await page.get_by_role("link", name="Keep theirs and edit again").click()
-    await expect(page.get_by_label("Name")).to_have_value(original)
-    await expect(page.get_by_label("Price")).to_have_value("99.00")
+    await expect(page.get_by_role("status")).to_contain_text("is saved")
+    await other.goto(edit_url)
+    await expect(other.get_by_label("Name")).to_have_value(f"{original} (revised)")
+    await expect(other.get_by_label("Price")).to_have_value("96.00")
+    await expect(other.get_by_label("Stock")).to_have_value("4")
+    await other.close()
 
 
 async def test_staff_import_a_file_with_one_bad_row(page: "Page") -> None:

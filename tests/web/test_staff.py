@@ -4,6 +4,7 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx
@@ -33,23 +34,6 @@ async def staff(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
                 update(User).where(User.email == "staff@example.com").values(role=Role.ADMIN)
             )
         yield browser
-
-
-def _fields(html: str, **changes: str) -> dict[str, str]:
-    """The product form's fields as the page filled them, with `changes`."""
-    values = {
-        name: _field(re.compile(rf'name="{name}"[^>]*value="([^"]*)"'), html)
-        for name in ("sku", "name", "price", "stock", "category")
-    }
-    # A textarea in the edit form, a hidden field in the conflict page's.
-    description = re.search(
-        r'name="description"(?: value="([^"]*)">|[^>]*>([^<]*)</textarea>)', html
-    )
-    assert description is not None
-    values["description"] = description[1] if description[1] is not None else description[2]
-    values["version"] = _field(_VERSION, html)
-    values["csrf_token"] = _field(_TOKEN, html)
-    return {**values, **changes}
 
 
 async def test_a_customer_is_refused_the_staff_pages(browser: httpx.AsyncClient) -> None:
@@ -112,31 +96,137 @@ async def test_a_product_form_that_is_not_valid_is_shown_again_as_typed(
     assert "Stock:" in response.text
 
 
-async def test_an_edit_over_a_version_saved_meanwhile_shows_both_and_overwrites_nothing(
+class _Form(HTMLParser):
+    """What a page's product form sends: its hidden fields and text fields as filled,
+    its textarea, and for each radio group the value of the radio labelled `choose`."""
+
+    def __init__(self, html: str, choose: dict[str, str]) -> None:
+        super().__init__()
+        self.data: dict[str, str] = {}
+        self.choose, self._radio, self._textarea = choose, None, None
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {name: value or "" for name, value in attrs}
+        if tag == "input" and found.get("type") == "radio":
+            self._radio = found
+        elif tag == "input" and "name" in found:
+            self.data[found["name"]] = found.get("value", "")
+        elif tag == "textarea":
+            self._textarea = found["name"]
+            self.data[self._textarea] = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            self.data[self._textarea] += data
+        elif self._radio is not None and data.strip() == self.choose.get(self._radio["name"]):
+            self.data[self._radio["name"]] = self._radio["value"]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea":
+            self._textarea = None
+        elif tag == "label":
+            self._radio = None
+
+
+def _sent(html: str, choose: dict[str, str] | None = None, **changes: str) -> dict[str, str]:
+    """The form of `html` as a browser sends it, with `changes` typed in: every line
+    break as CRLF (the HTML standard's form encoding)."""
+    sent = {**_Form(html, choose or {}).data, **changes}
+    return {name: re.sub(r"\r?\n", "\r\n", value) for name, value in sent.items()}
+
+
+async def test_an_edit_of_other_fields_than_those_saved_meanwhile_is_merged_with_them(
     staff: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
     product_id = await _product(client, "BK-1", name="Dinosaur atlas", price="30.00")
     form = await staff.get(f"/staff/products/{product_id}")
-    # Another tab (here the API) changes the price meanwhile.
-    changed = await client.patch(f"/products/{product_id}", json={"price": "35.00"})
-    assert changed.status_code == 200
+    # Another tab (here the API) changes only the price meanwhile.
+    assert (await client.patch(f"/products/{product_id}", json={"price": "35.00"})).is_success
 
-    response = await staff.post(
-        f"/staff/products/{product_id}", data=_fields(form.text, name="Dinosaur atlas, 2nd ed.")
+    saved = await staff.post(
+        f"/staff/products/{product_id}", data=_sent(form.text, name="Dinosaur atlas, 2nd ed.")
     )
 
-    assert response.status_code == 412
-    assert "Someone else changed this product" in response.text
-    assert "Dinosaur atlas, 2nd ed." in response.text  # mine
-    assert "35.00" in response.text  # theirs
+    assert saved.status_code == 303, saved.text
     product = (await client.get(f"/products/{product_id}")).json()
-    assert (product["name"], product["price"]) == ("Dinosaur atlas", "35.00")
+    assert (product["name"], product["price"]) == ("Dinosaur atlas, 2nd ed.", "35.00")
+    note = await staff.get(saved.headers["location"])
+    assert "Someone else had changed its price meanwhile" in note.text
 
-    # "Save mine over theirs" sends mine at their version, on purpose.
-    overwrite = await staff.post(f"/staff/products/{product_id}", data=_fields(response.text))
-    assert overwrite.status_code == 303
+
+async def test_an_edit_of_a_field_also_saved_meanwhile_asks_whose_value_for_it_alone(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    product_id = await _product(client, "BK-1", name="Dinosaur atlas", price="30.00", stock=5)
+    form = await staff.get(f"/staff/products/{product_id}")
+    changed = await client.patch(f"/products/{product_id}", json={"price": "35.00", "stock": 9})
+    assert changed.is_success
+
+    asked = await staff.post(
+        f"/staff/products/{product_id}",
+        data=_sent(form.text, name="Dinosaur atlas, 2nd ed.", price="31.00"),
+    )
+
+    assert asked.status_code == 412
+    assert "You both changed one field" in asked.text
+    assert re.findall(r'<tr class="differs">\s*<th scope="row">(\w+)', asked.text) == ["Price"]
     product = (await client.get(f"/products/{product_id}")).json()
-    assert (product["name"], product["price"]) == ("Dinosaur atlas, 2nd ed.", "30.00")
+    assert (product["name"], product["price"], product["stock"]) == ("Dinosaur atlas", "35.00", 9)
+
+    chosen = await staff.post(
+        f"/staff/products/{product_id}", data=_sent(asked.text, {"price": "Yours"})
+    )
+    assert chosen.status_code == 303, chosen.text
+    product = (await client.get(f"/products/{product_id}")).json()
+    # Mine where I chose or alone changed it, theirs where they alone changed it.
+    assert (product["name"], product["price"], product["stock"]) == (
+        "Dinosaur atlas, 2nd ed.",
+        "31.00",
+        9,
+    )
+
+
+async def test_choosing_theirs_keeps_theirs_and_still_saves_my_other_changes(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    product_id = await _product(client, "BK-1", name="Dinosaur atlas", price="30.00")
+    form = await staff.get(f"/staff/products/{product_id}")
+    await client.patch(f"/products/{product_id}", json={"price": "35.00"})
+    asked = await staff.post(
+        f"/staff/products/{product_id}", data=_sent(form.text, price="31.00", category="maps")
+    )
+    assert asked.status_code == 412
+
+    chosen = await staff.post(
+        f"/staff/products/{product_id}", data=_sent(asked.text, {"price": "Theirs"})
+    )
+
+    assert chosen.status_code == 303, chosen.text
+    product = (await client.get(f"/products/{product_id}")).json()
+    assert (product["price"], product["category"]) == ("35.00", "maps")
+
+
+async def test_a_form_saved_over_an_unchanged_product_writes_only_what_it_changed(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    product_id = await _product(client, "BK-1", description="line one\nline two")
+    form = await staff.get(f"/staff/products/{product_id}")
+
+    saved = await staff.post(
+        f"/staff/products/{product_id}",
+        data=_sent(form.text, stock="3", description="line one\nline 2"),
+    )
+
+    # Line breaks sent as CRLF are stored as LF: the opened description, sent back as
+    # CRLF, is still the one saved, so no one else changed it.
+    assert saved.status_code == 303, saved.text
+    product = (await client.get(f"/products/{product_id}")).json()
+    assert (product["stock"], product["description"], product["version"]) == (
+        3,
+        "line one\nline 2",
+        2,
+    )
 
 
 async def test_delete_takes_the_version_shown(

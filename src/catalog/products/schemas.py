@@ -55,9 +55,12 @@ CATEGORY = r"^[^ \x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^ \x00-\x1f\x7f])?$"
 
 def normal_text(value: object) -> object:
     """Text in Unicode's composed form (NFC), the form every database's text search and
-    comparisons expect: "crème" typed as e + combining grave finds the stored "crème".
+    comparisons expect: "crème" typed as e + combining grave finds the stored "crème";
+    and line breaks as LF, whether they came from a browser's form (CRLF) or not.
     Anything else is left for the field's own validation to refuse."""
-    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    return unicodedata.normalize("NFC", value.replace("\r\n", "\n"))
 
 
 _SPACES = re.compile(" +")

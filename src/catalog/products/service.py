@@ -4,6 +4,7 @@ Public reads run on the request's Reader instead (no session, nothing to flush).
 import math
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -40,12 +41,14 @@ from catalog.products.schemas import (
 from catalog.schemas import as_utc
 
 __all__ = [
+    "Merge",
     "categories",
     "create",
     "delete",
     "etag",
     "get",
     "list_products",
+    "merge",
     "read",
     "read_many",
     "update",
@@ -275,6 +278,41 @@ async def update(
     if not updated:
         raise await _precondition_failed(session, product_id)
     return await get(session=session, product_id=product_id)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """An edit made from one version, merged with the version saved since."""
+
+    # What to write: the fields only this editor changed (as this editor set them).
+    changes: dict[str, Any] = field(default_factory=dict)
+    # The fields only the other editor changed: kept as they are saved.
+    kept: list[str] = field(default_factory=list)
+    # The fields both changed, to different values: for a person to choose.
+    conflicts: list[str] = field(default_factory=list)
+
+
+def merge(*, opened: ProductUpdate | None, mine: ProductUpdate, saved: ProductRead) -> Merge:
+    """Merge an edit three ways: `mine` (every field, as the editor left it) was made
+    from `opened` (the product as the editor's form showed it), and the product is now
+    `saved`. Only a field that both changed, differently, is a conflict; without
+    `opened`, every field that differs is one. Compared as values (19.9 is 19.90)."""
+    result = Merge()
+    for name in ProductUpdate.model_fields:
+        ours, theirs = getattr(mine, name), getattr(saved, name)
+        base_known = opened is not None
+        we_changed = not base_known or ours != getattr(opened, name)
+        they_changed = not base_known or theirs != getattr(opened, name)
+        if not we_changed:
+            if they_changed:
+                result.kept.append(name)
+        elif ours == theirs:
+            continue  # the same change on both sides: nothing to write
+        elif they_changed:
+            result.conflicts.append(name)
+        else:
+            result.changes[name] = ours
+    return result
 
 
 async def delete(*, session: AsyncSession, product_id: int, if_match: str | None) -> None:

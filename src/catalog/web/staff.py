@@ -119,6 +119,34 @@ async def _entered(
 
 # What the product form sent, as text: shown again as typed when it is not valid.
 Entered = Annotated[dict[str, str], Depends(_entered)]
+
+OpenedText = Annotated[str | None, Form(max_length=20_000)]
+
+
+async def _opened(
+    opened_sku: OpenedText = None,
+    opened_name: OpenedText = None,
+    opened_description: OpenedText = None,
+    opened_price: OpenedText = None,
+    opened_stock: OpenedText = None,
+    opened_category: OpenedText = None,
+) -> dict[str, str] | None:
+    values = {
+        "sku": opened_sku,
+        "name": opened_name,
+        "description": opened_description,
+        "price": opened_price,
+        "stock": opened_stock,
+        "category": opened_category,
+    }
+    if any(value is None for value in values.values()):
+        return None
+    return {name: value for name, value in values.items() if value is not None}
+
+
+# The product as the form showed it when it was opened (hidden fields): the base of a
+# three-way merge with a version saved meanwhile. None from a form without them.
+Opened = Annotated[dict[str, str] | None, Depends(_opened)]
 _Model = TypeVar("_Model", ProductCreate, ProductUpdate)
 
 
@@ -137,9 +165,11 @@ async def products(
     q: Annotated[str, Query(max_length=200)] = "",
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
     saved: Annotated[int | None, Query(ge=1)] = None,
+    kept: Annotated[str, Query(max_length=200)] = "",
     deleted: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    """The products, newest first, or those a search finds; a page at a time."""
+    """The products, newest first, or those a search finds; a page at a time. After a
+    save, which fields someone else had changed meanwhile (`kept`, as they saved them)."""
     try:
         query = ProductQuery.model_validate(
             {"q": q or None, "cursor": cursor, "sort": None if q else "-id", "limit": 50}
@@ -151,6 +181,7 @@ async def products(
         "q": q,
         "page": page,
         "saved": saved,
+        "kept": [_LABELS[name].lower() for name in kept.split(",") if name in _LABELS],
         "deleted": deleted,
         "csrf": csrf_token(request, settings),
     }
@@ -162,6 +193,7 @@ def _product_form(
 ) -> dict[str, Any]:
     return {
         "values": values,
+        "opened": None,
         "labels": _LABELS,
         "mistakes": [],
         "csrf": csrf_token(request, settings),
@@ -211,7 +243,8 @@ async def edit_product(
 ) -> Response:
     """The product's form, with the version it shows."""
     product = await product_service.get(session=session, product_id=product_id)
-    context = _product_form(request, settings, _as_text(product), product=product)
+    values = _as_text(product)
+    context = _product_form(request, settings, values, product=product, opened=values)
     return render(request, "staff/edit.html", context)
 
 
@@ -224,37 +257,84 @@ async def save_product(
     settings: SettingsDep,
     version: Annotated[int, Form(ge=1, le=2**31 - 1)],
     entered: Entered,
+    opened: Opened,
 ) -> Response:
-    """Save the form over the version it was made from, as `PATCH /products/{id}` with
-    If-Match does; if someone saved the product meanwhile, show both versions."""
-    product = await product_service.get(session=session, product_id=product_id)
-    context = _product_form(request, settings, entered, product=product, version=version)
-    data = _read(ProductUpdate, entered, context)
+    """Save the fields this form changed, merged with any version saved since it was
+    opened: a field only the other editor changed keeps their value, and only a field
+    both changed differently is shown for a choice (as a 412). The write itself is
+    `PATCH /products/{id}` with If-Match, so a save in between is never overwritten."""
+    saved = await product_service.get(session=session, product_id=product_id)
+    context = _product_form(
+        request, settings, entered, product=saved, version=version, opened=opened
+    )
+    mine = _read(ProductUpdate, entered, context)
+    base = _opened_version(opened)
+    if base is None and saved.version == version:
+        base = _opened_version(_as_text(saved))  # an older form: nothing saved since
+    merged = product_service.merge(opened=base, mine=mine, saved=saved)
+    if merged.conflicts:
+        conflict = _conflict(request, settings, entered, saved, version, merged, opened)
+        raise ShowPage("staff/conflict.html", conflict, status_code=412)
     try:
         await product_service.update(
-            session=session, product_id=product_id, data=data, if_match=f'"{version}"'
+            session=session,
+            product_id=product_id,
+            data=ProductUpdate.model_validate(merged.changes),
+            if_match=f'"{saved.version}"',
         )
-    except PreconditionFailedError:
+    except PreconditionFailedError:  # saved again in the instant between: choose again
         theirs = await product_service.get(session=session, product_id=product_id)
-        conflict = _conflict(request, settings, entered, theirs, version)
+        again = product_service.merge(opened=base, mine=mine, saved=theirs)
+        conflict = _conflict(request, settings, entered, theirs, version, again, opened)
         raise ShowPage("staff/conflict.html", conflict, status_code=412) from None
     except ConflictError as error:
         context["problem"] = error.detail
         raise ShowPage("staff/edit.html", context, status_code=409) from None
-    return redirect(request, "/staff/products", {"saved": str(product_id)})
+    note = {"saved": str(product_id)}
+    if merged.kept:
+        note["kept"] = ",".join(merged.kept)
+    return redirect(request, "/staff/products", note)
+
+
+def _opened_version(opened: dict[str, str] | None) -> ProductUpdate | None:
+    """The opened form's values, read as the form's own; None when there are none (or
+    they are not a product's, which only a hand-made form sends)."""
+    if opened is None:
+        return None
+    try:
+        return ProductUpdate.model_validate(transfer.from_text(opened))
+    except (pydantic.ValidationError, ValueError):
+        return None
 
 
 def _conflict(
-    request: Request, settings: SettingsDep, mine: dict[str, str], theirs: ProductRead, version: int
+    request: Request,
+    settings: SettingsDep,
+    mine: dict[str, str],
+    theirs: ProductRead,
+    version: int,
+    merged: product_service.Merge,
+    opened: dict[str, str] | None,
 ) -> dict[str, Any]:
     saved = _as_text(theirs)
+    # What the next save sends for each field that is not a conflict: this editor's
+    # change where only they made one, else what is saved.
+    result = {
+        name: mine[name] if name in merged.changes else saved[name]
+        for name in _EDITABLE
+        if name not in merged.conflicts
+    }
     return {
         "mine": mine,
         "theirs": saved,
+        "opened": opened,
+        "result": result,
         "product": theirs,
         "my_version": version,
         "labels": _LABELS,
-        "differ": [name for name in _EDITABLE if mine[name].strip() != saved[name]],
+        "conflicts": merged.conflicts,
+        "kept": merged.kept,
+        "changes": list(merged.changes),
         "csrf": csrf_token(request, settings),
     }
 
