@@ -36,6 +36,7 @@ __all__ = [
     "ValidationProblem",
     "conflict_or_error",
     "install_error_handling",
+    "prefers_html",
     "problem_response",
     "problem_responses",
 ]
@@ -248,6 +249,26 @@ def _route_template(request: Request) -> str:
     return str(getattr(route, "path", "<unmatched>"))
 
 
+def prefers_html(accept: str) -> bool:
+    """Whether `Accept` ranks text/html above JSON: a browser's does, `*/*` does not."""
+    html = json = 0.0
+    for item in accept.lower().split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media == "text/html":
+            html = max(html, quality)
+        elif media in ("application/json", "application/*", "*/*"):
+            json = max(json, quality)
+    return html > json
+
+
 class AnswerInstead(Exception):  # noqa: N818 (an answer, not an error)
     """Raised by a route to answer with another response (a form shown again, a
     redirect) after the request's session has rolled back what the route wrote:
@@ -264,11 +285,19 @@ ShowProblem = Callable[[Request, JSONResponse], Awaitable[Response]]
 
 async def handle_error(request: Request, exc: Exception) -> Response:
     """The one handler of the service: any exception becomes a problem (problem+json,
-    or the route's own rendering of it), or the answer an AnswerInstead carries."""
+    or the route's own rendering of it), or the answer an AnswerInstead carries.
+
+    A problem of a route that has no rendering of its own (an API route, a path no
+    route matches, a method it does not take) is a page for a browser, which asks for
+    HTML first, through the app's `problem_page` (the pages' error page): problem+json
+    for everyone else, as the API promises."""
     if isinstance(exc, AnswerInstead):
         return await exc.answer(request)
     problem = _problem(request, exc)
     show: ShowProblem | None = getattr(request.state, "show_problem", None)
+    if show is None and prefers_html(request.headers.get("accept", "")):
+        show = getattr(request.app.state, "problem_page", None)
+        problem.headers["Vary"] = "Accept"
     return problem if show is None else await show(request, problem)
 
 

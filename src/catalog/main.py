@@ -32,7 +32,7 @@ from catalog.startup import check_database
 from catalog.tracing import instrument_app, instrument_engine
 from catalog.users.router import router as users_router
 from catalog.users.security import PasswordHasher
-from catalog.web import IMPORT_PATH, STATIC_PATH, static_files
+from catalog.web import IMPORT_PATH, STATIC_PATH, error_page, static_files
 from catalog.web import router as web_router
 
 if TYPE_CHECKING:
@@ -167,6 +167,8 @@ def create_app(
     )
     app.state.settings = settings or get_settings()
     app.state.freeze_gc = freeze_gc
+    # A browser's problems are pages, on every route (catalog.errors.handle_error).
+    app.state.problem_page = error_page
     install_error_handling(app)
     # Innermost: the metrics middleware sees the 500 it answers.
     app.add_middleware(UnhandledErrorMiddleware)

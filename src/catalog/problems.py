@@ -17,14 +17,13 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from catalog.errors import NotFoundError, problem_responses
+from catalog.errors import NotFoundError, prefers_html, problem_responses
 
 __all__ = [
     "PROBLEM_TYPES",
     "ProblemType",
     "ProblemTypeRead",
     "invalid",
-    "prefers_html",
     "problem_examples",
     "router",
 ]
@@ -331,26 +330,6 @@ Slug = Annotated[
         examples=["invalid-cursor"],
     ),
 ]
-
-
-def prefers_html(accept: str) -> bool:
-    """Whether `Accept` ranks text/html above JSON: a browser's does, `*/*` does not."""
-    html = json = 0.0
-    for item in accept.lower().split(","):
-        media, *params = (part.strip() for part in item.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if media == "text/html":
-            html = max(html, quality)
-        elif media in ("application/json", "application/*", "*/*"):
-            json = max(json, quality)
-    return html > json
 
 
 def _page(slug: str, problem: ProblemType) -> str:

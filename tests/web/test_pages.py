@@ -222,6 +222,35 @@ async def test_a_product_that_does_not_exist_is_a_page_with_the_request_id(
     assert response.headers["X-Request-ID"] in response.text
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/nope", 404),
+        ("GET", "/products/999999", 404),  # an API route, asked for by a browser
+        ("POST", "/search", 405),
+        ("DELETE", "/", 405),
+    ],
+)
+async def test_every_problem_a_browser_meets_is_a_page_and_an_api_client_keeps_json(
+    client: httpx.AsyncClient, method: str, path: str, status: int
+) -> None:
+    page = await client.request(method, path, headers=BROWSER)
+    _html(page, status)
+    assert page.headers["Vary"].startswith("Accept")
+    assert page.headers["X-Request-ID"] in page.text
+    if status == 405:
+        assert page.headers["Allow"]
+
+    api = await client.request(method, path, headers={"Accept": "application/json"})
+    assert_problem(api, status)
+
+
+async def test_a_single_mistake_is_said_once_on_its_page(client: httpx.AsyncClient) -> None:
+    page = await client.get("/product/abc", headers=BROWSER)
+    _html(page, 422)
+    assert page.text.count("valid integer") == 1
+
+
 async def test_text_from_the_catalog_is_escaped(client: httpx.AsyncClient) -> None:
     product_id = await _add(client, "XSS-1", name="<script>alert(1)</script>")
     response = await client.get(f"/product/{product_id}", headers=BROWSER)

@@ -168,7 +168,7 @@ _TITLES = {
     503: "The service is busy",
 }
 # Headers of the problem that still mean something on its page.
-_KEPT = ("allow", "cache-control", "retry-after", "www-authenticate")
+_KEPT = ("allow", "cache-control", "retry-after", "vary", "www-authenticate")
 
 
 async def error_page(request: Request, problem: JSONResponse) -> HTMLResponse:

@@ -12,8 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from catalog.config import SettingsDep
 from catalog.consistency import ReplicaReaderDep, get_replica_reader
-from catalog.errors import problem_response
-from catalog.problems import prefers_html
+from catalog.errors import prefers_html, problem_response
 from catalog.products import service as product_service
 from catalog.products.router import ProductId
 from catalog.products.schemas import ProductQuery, ProductSort, normal_category
