@@ -52,7 +52,8 @@ async def test_an_admin_sees_the_page_and_its_token_reads_the_figures(
     assert token is not None
     assert token[1]
 
-    refused = await browser.get("/operator/figures")
+    # As the page's script asks (fetch sends Accept: */*): a problem, not a page.
+    refused = await browser.get("/operator/figures", headers={"Accept": "*/*"})
     assert refused.status_code == 401
     assert refused.headers["content-type"] == "application/problem+json"
     figures = await browser.get(
