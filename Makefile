@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_PRODUCTS ?= 1000
 
-.PHONY: run test lint bench bench-smoke install install-dev install-bench clean screenshots
+.PHONY: run test lint bench bench-smoke bench-budget install install-dev install-bench clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,3 +70,11 @@ bench: install-bench
 bench-smoke: install-bench
 	$(BIN)/python bench/suite.py --smoke
 	$(BIN)/python bench/pages.py --smoke
+	$(BIN)/python bench/shop_scale.py --smoke
+
+## CI's budget check of the pages at a million products on each backend it can reach
+## (drops the benchmark databases' tables): a page over 1 s or 10x its JSON route fails
+BUDGET_BACKENDS ?= sqlite postgresql mariadb
+bench-budget: install-bench
+	$(BIN)/python bench/shop_scale.py --products 1000000 --rounds 3 --requests 10 --budget \
+		--backends $(BUDGET_BACKENDS)

@@ -33,13 +33,15 @@ TEST_APPLICATION_NAME = f"catalog-test-{os.getpid()}"
 
 
 def settings_for(database_url: str, /, **overrides: object) -> Settings:
-    """Settings of a test's app on `database_url`: its sessions named for the tests, and
+    """Settings of a test's app on `database_url`: its sessions named for the tests,
     /metrics and /health/pool open (tests/test_operators.py checks they are closed by
-    default)."""
+    default), and the pages' categories read for every page, so that a test sees its
+    own writes there (tests/web/test_pages.py checks the default's reuse)."""
     values: dict[str, object] = {
         "database_url": database_url,
         "application_name": TEST_APPLICATION_NAME,
         "metrics_public": True,
+        "categories_ttl": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

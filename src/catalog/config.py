@@ -274,6 +274,9 @@ class Settings(BaseSettings):
         "X-Request-ID, Consistency-Token"
     )
     cors_max_age: int = Field(default=600, ge=0, le=86_400)
+    # How long a worker reuses the categories and counts that the pages list, in
+    # seconds (products.service.CategoryCache); 0 reads them for every page.
+    categories_ttl: float = Field(default=2.0, ge=0, le=3600)
     # Cache-Control of public reads (products): by default a cache may keep them but
     # must ask again each time, which costs a 304 without a body when nothing changed.
     public_cache_control: str = Field(

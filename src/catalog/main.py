@@ -24,6 +24,7 @@ from catalog.head import HeadAsGetMiddleware
 from catalog.limits import BodySizeLimitMiddleware
 from catalog.logs import RequestLog, observe_statements
 from catalog.orders.router import router as orders_router
+from catalog.products import service as product_service
 from catalog.products.router import router as products_router
 from catalog.ratelimits import RateLimits
 from catalog.requestid import TrustedProxyMiddleware
@@ -167,6 +168,7 @@ def create_app(
     )
     app.state.settings = settings or get_settings()
     app.state.freeze_gc = freeze_gc
+    app.state.category_cache = product_service.CategoryCache(app.state.settings.categories_ttl)
     # A browser's problems are pages, on every route (catalog.errors.handle_error).
     app.state.problem_page = error_page
     install_error_handling(app)

@@ -1,13 +1,15 @@
 """The shoppers' pages: HTML over the same services as the API, usable without script."""
 
 import re
+import uuid
 from html.parser import HTMLParser
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.helpers import assert_problem, product_payload
+from tests.conftest import Backend
+from tests.helpers import assert_problem, product_payload, serving
 from tests.web.conftest import BROWSER
 
 CSP = (
@@ -113,6 +115,21 @@ async def test_home_and_results_show_each_category_with_its_product_count(
     assert '<option value="books" selected>books (5)</option>' in results
     assert "garden" not in results
     assert len(Page(results).products()) == 5
+
+
+async def test_a_worker_reads_the_categories_once_per_ttl(backend: Backend) -> None:
+    # A category of this test's own: the backend's database is shared, not cleaned here.
+    category = f"cached-{uuid.uuid4().hex[:8]}"
+    async with serving(backend.settings(categories_ttl=3600)) as (app, client):
+        await client.post("/products", json=product_payload(f"{category}-A", category=category))
+        first = (await client.get("/", headers=BROWSER)).text
+        await client.post("/products", json=product_payload(f"{category}-B", category=category))
+        again = (await client.get("/", headers=BROWSER)).text
+        app.state.category_cache.ttl = 0
+        later = (await client.get("/", headers=BROWSER)).text
+
+    count = re.compile(rf'category={category}">{category} <span class="count">(\d+)</span>')
+    assert [count.findall(page) for page in (first, again, later)] == [["1"], ["1"], ["2"]]
 
 
 @pytest.mark.parametrize("accept", ["application/json", "*/*", None])

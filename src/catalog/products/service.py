@@ -3,6 +3,7 @@ Public reads run on the request's Reader instead (no session, nothing to flush).
 
 import math
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,7 @@ from catalog.products.schemas import (
 from catalog.schemas import as_utc
 
 __all__ = [
+    "CategoryCache",
     "Merge",
     "categories",
     "create",
@@ -125,6 +127,29 @@ async def categories(*, reader: Reader, limit: int = 100) -> list[CategoryRead]:
     products it has: to browse by, and the counts beside the category filters."""
     rows = await repository.categories(reader, limit=limit)
     return [CategoryRead.model_validate(row) for row in rows]
+
+
+class CategoryCache:
+    """The categories and their counts as the pages list them, read at most once per
+    `ttl` seconds by each worker (CATALOG_CATEGORIES_TTL; 0 reads them every time).
+
+    Every home and results page shows them, and they change only when a product is
+    added, deleted or moved: one statement per page was a fifth of what a category
+    page adds over its JSON route (docs/benchmarks.md, "The shop at a million
+    products"). A count may be up to `ttl` seconds old, as facet counts often are."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._kept: tuple[float, list[CategoryRead]] | None = None
+
+    async def get(self, reader: Reader) -> list[CategoryRead]:
+        """The categories, from a read at most `ttl` seconds old."""
+        now = time.monotonic()
+        if self._kept is not None and now - self._kept[0] < self.ttl:
+            return self._kept[1]
+        listed = await categories(reader=reader)
+        self._kept = (now, listed)
+        return listed
 
 
 def _sort_value(value: Any) -> Any:

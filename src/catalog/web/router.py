@@ -78,7 +78,7 @@ async def home(
         return problem_response(404, "not-found", "Not Found", headers={"Vary": "Accept"})
     # Chosen here, after the Accept check: an API client's `/` never reads anything.
     reader = await get_replica_reader(request)
-    categories = await product_service.categories(reader=reader)
+    categories = await request.app.state.category_cache.get(reader)
     newest = await product_service.list_products(reader=reader, settings=settings, query=_NEWEST)
     context = {"categories": categories, "products": newest.items}
     return render(
@@ -118,7 +118,7 @@ async def search(
 ) -> HTMLResponse:
     """Search results: `GET /products`'s filters, sort and cursor, in the URL."""
     given = _given(request)
-    categories = await product_service.categories(reader=reader)
+    categories = await request.app.state.category_cache.get(reader)
     context: dict[str, Any] = {
         "given": given,
         "categories": categories,
