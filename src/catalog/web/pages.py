@@ -6,6 +6,7 @@ out while Jinja2 works; the pages are small (a page of products), so they are
 rendered on the event loop.
 """
 
+import functools
 import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
@@ -61,6 +62,9 @@ _UNVERSIONED = "no-cache"
 
 _templates = Environment(
     loader=PackageLoader("catalog.web", "templates"),
+    # The templates are the package's: no stat of each file on every page to see
+    # whether it changed (`catalog serve --reload` starts a new process anyway).
+    auto_reload=False,
     autoescape=True,
     undefined=StrictUndefined,
     trim_blocks=True,
@@ -69,8 +73,11 @@ _templates = Environment(
 
 
 @cache
+@functools.cache
 def _fingerprint(name: str) -> str:
-    """A short hash of a static file's content: its version in URLs."""
+    """A short hash of a static file's content: its version in URLs. Computed once per
+    process: the files are the package's, and change only with a release (every page
+    links the stylesheet, and reading and hashing it was a tenth of a product page)."""
     return hashlib.sha256((_STATIC_DIRECTORY / name).read_bytes()).hexdigest()[:12]
 
 
