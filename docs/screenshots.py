@@ -1,10 +1,11 @@
 """Take the README's screenshots of the pages (docs/img/pages-*.png), desktop and phone.
 
-    make screenshots        # or: .venv/bin/python docs/screenshots.py
+    make screenshots        # or: .venv/bin/python docs/screenshots.py [--products N]
 
-Serves `catalog` on a throwaway SQLite database seeded as `make run` seeds it, with a
-pool of two, then walks the pages in Debian's Chromium as a shopper, a staff member and
-an operator would, and saves what it sees. The operator page is shot after a burst of
+Serves `catalog` on a throwaway SQLite database seeded with --products demo products
+(1,000,000 by default, the seeds' scale; `make run` seeds 1,000), with a pool of two,
+then walks the pages in Debian's Chromium as a shopper, a staff member and an operator
+would, and saves what it sees. The operator page is shot after a burst of
 503s (another process holds the database's write lock while requests queue for the
 pool) and the recovery that follows.
 """
@@ -108,13 +109,16 @@ async def shoot(base_url: str, database: Path) -> None:
             await _shoot(page, "order", viewport)
             await page.goto("/staff/products?q=dinosaurs")
             await _shoot(page, "staff", viewport)
-            # An edit that meets a change saved meanwhile in another tab.
+            # An edit that meets a change saved meanwhile in another tab: the price
+            # changed in both, the name in this one, the stock in the other.
             await page.goto("/staff/products/451")
             other = await context.new_page()
             await other.goto("/staff/products/451")
-            await other.get_by_label("Price").fill("99.00")
+            await other.get_by_label("Price").fill(f"99.{len(viewport)}0")
+            await other.get_by_label("Stock").fill(f"1{len(viewport)}")
             await other.get_by_role("button", name="Save changes").click()
-            await page.get_by_label("Name").fill("Modern chair about oceans, revised")
+            await page.get_by_label("Name").fill(f"Modern chair about oceans, {viewport}")
+            await page.get_by_label("Price").fill(f"98.{len(viewport)}0")
             await page.get_by_role("button", name="Save changes").click()
             await _shoot(page, "conflict", viewport)
             await page.goto("/staff/import")
@@ -138,6 +142,7 @@ async def shoot(base_url: str, database: Path) -> None:
 
 
 def main() -> None:
+    products = sys.argv[sys.argv.index("--products") + 1] if "--products" in sys.argv else None
     with tempfile.TemporaryDirectory() as folder:
         database = Path(folder) / "catalog.db"
         port = _free_port()
@@ -153,7 +158,7 @@ def main() -> None:
             "CATALOG_ACCESS_LOG": "false",
         }
         _catalog(env, "db", "upgrade")
-        _catalog(env, "seed", "--products", "1000")
+        _catalog(env, "seed", "--products", products or "1000000")
         _catalog(env, "user", "create", STAFF[0], "--admin", stdin=f"{STAFF[1]}\n")
         server = subprocess.Popen(
             [sys.executable, "-m", "catalog", "serve", "--port", str(port)], env=env

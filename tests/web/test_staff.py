@@ -119,7 +119,9 @@ class _Form(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._textarea is not None:
             self.data[self._textarea] += data
-        elif self._radio is not None and data.strip() == self.choose.get(self._radio["name"]):
+        elif self._radio is not None and data.strip().startswith(
+            f"{self.choose.get(self._radio['name'])}:"
+        ):
             self.data[self._radio["name"]] = self._radio["value"]
 
     def handle_endtag(self, tag: str) -> None:
