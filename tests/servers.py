@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -25,6 +25,8 @@ class Server:
     base_url: str
     process: subprocess.Popen[bytes]
     log: Path
+    # What was added to its environment (its CATALOG_DATABASE_URL, say).
+    env: dict[str, str] = field(default_factory=dict)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -45,7 +47,7 @@ def catalog_server(
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    server = Server(port, f"http://127.0.0.1:{port}", process, log)
+    server = Server(port, f"http://127.0.0.1:{port}", process, log, env)
     try:
         deadline = time.monotonic() + ready_within
         while True:

@@ -422,12 +422,15 @@ def import_products(
             )
 
     report = _with_engine(work)
-    for bad in report.errors[:1000]:
+    for bad in report.errors:
         console.print(f"line {bad.line}: {bad.reason}")
-    if len(report.errors) > 1000:
-        console.print(f"... and {len(report.errors) - 1000} more bad rows")
-    console.print(f"{report.written} products written, {len(report.errors)} bad rows")
-    if report.errors:
+    if report.invalid > len(report.errors):
+        console.print(f"... and {report.invalid - len(report.errors):,} more bad rows")
+    console.print(
+        f"{report.rows:,} rows read, {report.written:,} products written, "
+        f"{report.invalid:,} bad rows"
+    )
+    if report.invalid:
         raise typer.Exit(1)
 
 

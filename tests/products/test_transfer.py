@@ -2,15 +2,18 @@
 
 import csv
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from catalog.products import transfer
 from catalog.products.export import ExportFormat
 from catalog.products.seed import seed_products
-from catalog.products.transfer import OnError, export_file, import_file
+from catalog.products.transfer import MAX_LISTED_ERRORS, OnError, export_file, import_file
 from tests.conftest import clean_tables
 from tests.helpers import product_payload
 
@@ -102,3 +105,72 @@ async def test_import_updates_products_with_the_same_sku(
     )
     assert updated["version"] == 2
     assert (await client.get("/products", params={"count": "exact"})).json()["total"] == 2
+
+
+async def test_an_aborted_import_says_how_many_rows_it_read(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    rows = [product_payload("A-1"), product_payload("A-2", price="x"), product_payload("A-3")]
+    path = tmp_path / "aborted.ndjson"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    report = await import_file(engine, path, file_type=ExportFormat.NDJSON, on_error=OnError.ABORT)
+
+    assert (report.rows, report.invalid, report.written) == (3, 1, 0)
+
+
+async def test_a_csv_with_a_byte_order_mark_imports(
+    engine: AsyncEngine, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "excel.csv"
+    # As Excel saves "CSV UTF-8": a byte-order mark before the header.
+    path.write_bytes(
+        "\ufeffsku,name,price,stock,category\r\nBOM-1,Crème pot,3.00,2,kitchen\r\n".encode()
+    )
+
+    report = await import_file(engine, path, file_type=ExportFormat.CSV, on_error=OnError.ABORT)
+
+    assert (report.errors, report.written) == ([], 1)
+    listed = (await client.get("/products")).json()["items"]
+    assert [(item["sku"], item["name"]) for item in listed] == [("BOM-1", "Crème pot")]
+
+
+async def test_a_file_of_bad_rows_is_counted_whole_and_listed_up_to_a_bound(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.ndjson"
+    bad = MAX_LISTED_ERRORS + 500
+    path.write_text(
+        "".join(json.dumps(product_payload(f"B-{n}", price="x")) + "\n" for n in range(bad))
+    )
+
+    report = await import_file(
+        engine, path, file_type=ExportFormat.NDJSON, on_error=OnError.SKIP, batch_size=300
+    )
+
+    assert (report.rows, report.invalid, report.written) == (bad, bad, 0)
+    assert len(report.errors) == MAX_LISTED_ERRORS
+    assert report.errors[-1].line == MAX_LISTED_ERRORS
+
+
+async def test_the_file_is_read_and_checked_off_the_event_loop(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: set[str] = set()
+    chunk = transfer._Rows.chunk
+
+    def recorded(self: transfer._Rows, *args: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        return chunk(self, *args)
+
+    monkeypatch.setattr(transfer._Rows, "chunk", recorded)
+    path = tmp_path / "some.ndjson"
+    path.write_text("".join(json.dumps(product_payload(f"T-{n}")) + "\n" for n in range(50)))
+
+    report = await import_file(
+        engine, path, file_type=ExportFormat.NDJSON, on_error=OnError.ABORT, batch_size=10
+    )
+
+    assert report.written == 50
+    assert threads
+    assert threading.main_thread().name not in threads

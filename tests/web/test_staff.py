@@ -273,7 +273,7 @@ async def test_an_import_with_one_bad_row_writes_the_others_and_names_the_bad_li
     )
     assert response.status_code == 200
     assert "<progress" in response.text
-    assert "3 rows read, 2 products written, 1 rows not valid" in response.text
+    assert "3 rows read, 2 products written, 1 row not valid" in response.text
     assert re.search(r"<td[^>]*>3</td><td[^>]*>price: ", response.text), response.text
     found = (await client.get("/products?limit=200")).json()["items"]
     assert {product["sku"] for product in found} >= {"IMP-1", "IMP-3"}

@@ -6,12 +6,16 @@ GET /products/export serves, so an export imports back exactly (ids aside: they 
 to the target database).
 """
 
+import asyncio
+import contextlib
 import csv
 import enum
 import io
+import itertools
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+import threading
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +32,7 @@ from catalog.products.schemas import ProductCreate
 from catalog.schemas import UTCTimestamp
 
 __all__ = [
+    "MAX_LISTED_ERRORS",
     "ImportReport",
     "OnError",
     "RowError",
@@ -60,11 +65,24 @@ class RowError:
     reason: str
 
 
+# Rows not valid that a report lists with their reason; beyond, they are counted only,
+# so that a file of a million bad rows costs no more memory than one of a thousand.
+MAX_LISTED_ERRORS = 1000
+
+
 @dataclass
 class ImportReport:
     rows: int = 0
     written: int = 0
+    # How many rows were not valid; the first MAX_LISTED_ERRORS of them, with why.
+    invalid: int = 0
     errors: list[RowError] = field(default_factory=list)
+
+    def reject(self, line: int, reason: str) -> None:
+        """Count a row that is not valid, and list it while the list has room."""
+        self.invalid += 1
+        if len(self.errors) < MAX_LISTED_ERRORS:
+            self.errors.append(RowError(line, reason))
 
 
 def file_format(path: Path, given: ExportFormat | None) -> ExportFormat:
@@ -152,6 +170,70 @@ def _values(row: ProductRow) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Read:
+    """How far a file has been read at the end of a chunk."""
+
+    rows: int
+    bytes: int
+    ended: bool
+
+
+class _Rows:
+    """A file's rows, read and validated a chunk at a time in a worker thread: the
+    parsing and the API's checks are CPU work that would hold the event loop (2 MiB of
+    bad rows held it for seconds), and a chunk at a time keeps memory bounded."""
+
+    def __init__(self, path: Path, file_type: ExportFormat) -> None:
+        self._raw = path.open("rb")
+        # Text read through the binary file, whose position says how far the import is
+        # (a text file's own tell() does not work while it is iterated); utf-8-sig, so
+        # that a byte-order mark (Excel writes one) is not read as part of the header.
+        self._handle = io.TextIOWrapper(self._raw, encoding="utf-8-sig", newline="")
+        self._rows = _validated(self._handle, file_type)
+        # Held while a chunk is read: the file is closed only between chunks.
+        self._lock = threading.Lock()
+
+    def chunk(self, size: int, report: ImportReport) -> tuple[list[dict[str, Any]], _Read]:
+        """Up to `size` more rows: the valid ones' values, and how far the file has been
+        read with them. Rows not valid go into `report`. In a worker thread."""
+        valid: list[dict[str, Any]] = []
+        with self._lock:
+            read = 0
+            for number, row in itertools.islice(self._rows, size):
+                read += 1
+                report.rows += 1
+                if isinstance(row, str):
+                    report.reject(number, row)
+                else:
+                    valid.append(_values(row))
+            return valid, _Read(report.rows, self._raw.tell(), ended=read < size)
+
+    def close(self) -> None:
+        with self._lock:
+            self._handle.close()  # and the binary file under it
+
+
+async def _each_chunk(
+    path: Path, file_type: ExportFormat, size: int, report: ImportReport
+) -> AsyncGenerator[tuple[list[dict[str, Any]], _Read]]:
+    """The file's chunks (valid rows, how far the file was read with them), the next
+    one read in a thread while the caller works on this one."""
+    rows = _Rows(path, file_type)
+    pending = asyncio.ensure_future(asyncio.to_thread(rows.chunk, size, report))
+    try:
+        while True:
+            valid, read = await pending
+            if not read.ended:
+                pending = asyncio.ensure_future(asyncio.to_thread(rows.chunk, size, report))
+            yield valid, read
+            if read.ended:
+                return
+    finally:
+        pending.cancel()
+        await asyncio.to_thread(rows.close)
+
+
 async def import_file(
     engine: AsyncEngine,
     path: Path,
@@ -162,19 +244,28 @@ async def import_file(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Validate and upsert the products of `path`; with ABORT nothing is written if any
-    row is bad (a first pass only validates). `on_progress(rows, bytes)` hears how far
-    the writing pass is, in rows and in bytes of the file read."""
-    report = ImportReport()
+    row is bad (a first pass only validates, and counts the rows it read). `on_progress
+    (rows, bytes)` hears how far the writing pass is, in rows and in bytes of the file
+    read. The file is read and checked in a worker thread, `batch_size` rows at a
+    time, so the event loop keeps serving while a large file is read."""
     if on_error is OnError.ABORT:
-        with path.open(newline="", encoding="utf-8") as handle:
-            for number, row in _validated(handle, file_type):
-                if isinstance(row, str):
-                    report.errors.append(RowError(number, row))
-        if report.errors:
-            return report
-    batch: list[dict[str, Any]] = []
+        checked = ImportReport()
+        async with contextlib.aclosing(_each_chunk(path, file_type, batch_size, checked)) as rows:
+            async for _ in rows:
+                pass
+        if checked.invalid:
+            return checked
+    report = ImportReport()
+    async with contextlib.aclosing(_each_chunk(path, file_type, batch_size, report)) as chunks:
+        async for batch, read in chunks:
+            await _write(engine, batch, report)
+            if on_progress is not None:  # as far as this batch: the next is being read
+                on_progress(read.rows, read.bytes)
+    return report
 
-    async def flush() -> None:
+
+async def _write(engine: AsyncEngine, batch: list[dict[str, Any]], report: ImportReport) -> None:
+    if batch:
         async with engine.connect() as connection:
             # SQLite: the write lock first, so that the categories the upsert reads
             # are still those it replaces (repository.upsert).
@@ -182,27 +273,6 @@ async def import_file(
             await repository.upsert(connection, batch)
             await connection.commit()
         report.written += len(batch)
-        batch.clear()
-
-    with path.open("rb") as raw:
-        # Text read through the binary file, whose position says how far the import is
-        # (a text file's own tell() does not work while it is iterated).
-        handle = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-        for number, row in _validated(handle, file_type):
-            report.rows += 1
-            if isinstance(row, str):
-                report.errors.append(RowError(number, row))
-                continue
-            batch.append(_values(row))
-            if len(batch) >= batch_size:
-                await flush()
-                if on_progress is not None:
-                    on_progress(report.rows, raw.tell())
-        if batch:
-            await flush()
-        if on_progress is not None:
-            on_progress(report.rows, raw.tell())
-    return report
 
 
 async def export_file(

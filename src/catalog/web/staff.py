@@ -458,7 +458,7 @@ async def _import(
             except Exception as error:  # the database went away mid-import, say
                 logger.exception("import of %s failed after row %d", name, rows)
                 failed = f"The import failed after row {rows}: {error.__class__.__name__}."
-            aborted = on_error is transfer.OnError.ABORT and bool(report.errors)
+            aborted = on_error is transfer.OnError.ABORT and bool(report.invalid)
             yield render_fragment(
                 request,
                 "staff/_import_report.html",
