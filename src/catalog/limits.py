@@ -3,11 +3,16 @@
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from catalog.errors import problem_response
+from catalog.errors import handle_error
 
 __all__ = ["BodySizeLimitMiddleware"]
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.4g} MiB"
 
 
 class BodySizeLimitMiddleware:
@@ -27,10 +32,11 @@ class BodySizeLimitMiddleware:
             return
         path = str(scope["path"]).removeprefix(str(scope.get("root_path", "")))
         limit = self.larger.get(path, self.max_bytes)
-        detail = f"The request body is larger than the limit of {limit} bytes."
+        detail = f"The request body is larger than the limit of {limit:,} bytes ({_mib(limit)})."
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            response = problem_response(413, "payload-too-large", detail)
+            # Through the one handler: a browser's upload gets the page, a client the problem.
+            response = await handle_error(Request(scope), HTTPException(413, detail))
             await response(scope, receive, send)
             return
         received = 0

@@ -279,7 +279,7 @@ async def test_body_over_the_limit_is_413(app: FastAPI, client: httpx.AsyncClien
     huge_name = "x" * (10 * 1024 * 1024)
     response = await client.post("/products", json=product_payload(name=huge_name))
     body = assert_problem(response, 413)
-    assert str(app.state.settings.max_body_bytes) in body["detail"]
+    assert f"{app.state.settings.max_body_bytes:,} bytes" in body["detail"]
     assert (await client.get("/products", params={"count": "exact"})).json()["total"] == 0
 
 

@@ -262,6 +262,13 @@ async def test_every_problem_a_browser_meets_is_a_page_and_an_api_client_keeps_j
     assert_problem(api, status)
 
 
+async def test_a_browsers_body_over_the_limit_is_a_page(client: httpx.AsyncClient) -> None:
+    # Refused from its Content-Length, before any route, by the body limit.
+    page = await client.post("/cart", content=b"x" * (2 * 2**20), headers=BROWSER)
+    _html(page, 413)
+    assert "MiB" in page.text
+
+
 async def test_a_single_mistake_is_said_once_on_its_page(client: httpx.AsyncClient) -> None:
     page = await client.get("/product/abc", headers=BROWSER)
     _html(page, 422)
