@@ -1,11 +1,12 @@
 """Input types that more than one domain accepts, each rule written once."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
 
-__all__ = ["NO_CONTROL_CHARACTERS", "WHOLE_NUMBER", "UTCTimestamp", "as_utc"]
+__all__ = ["NO_CONTROL_CHARACTERS", "WHOLE_NUMBER", "UTCTimestamp", "as_utc", "in_words"]
 
 # Text on one line: no control character (a NUL, a newline, an escape sequence) that
 # would end up in a log line, a header or a database that refuses it.
@@ -40,3 +41,49 @@ def as_utc(moment: datetime) -> datetime:
 
 
 UTCTimestamp = Annotated[datetime, AfterValidator(as_utc)]
+
+
+# The kinds of error that say a value does not have the form a field asks for: a
+# field's own words (`hints`) say what that form is better than pydantic can.
+_FORM_ERRORS = frozenset({"string_pattern_mismatch", "value_error"})
+_NUMBER_ERRORS = frozenset({"int_parsing", "int_type", "int_from_float"})
+
+
+def in_words(error: Mapping[str, Any], hints: Mapping[str, str] | None = None) -> str:
+    """A validation error (one of pydantic's `errors()`) as a person reads it: what is
+    wrong and what is wanted, without a regular expression or a validator's terms
+    ("String should match pattern '^[^ \\x00-...'"). `hints` says, per field, what the
+    field's form is. Lower case, no final period: "Price: " goes before it."""
+    kind = str(error["type"])
+    context = error.get("ctx") or {}
+    field = next(
+        (str(part) for part in reversed(error.get("loc", ())) if isinstance(part, str)), ""
+    )
+    hint = (hints or {}).get(field)
+    if hint is not None and (kind in _FORM_ERRORS or kind.startswith("decimal")):
+        return hint
+    if kind == "missing":
+        return "is missing"
+    if kind == "string_too_short":
+        least = int(context.get("min_length", 1))
+        return "is empty" if least <= 1 else f"is too short: at least {least} characters"
+    if kind == "string_too_long":
+        return f"is too long: at most {int(context.get('max_length', 0)):,} characters"
+    if kind == "string_pattern_mismatch":
+        return "holds a character it cannot: a line break, a tab or another control character"
+    if kind in _NUMBER_ERRORS:
+        return "is not a whole number"
+    if kind == "greater_than_equal":
+        return f"must be {context.get('ge')} or more"
+    if kind == "less_than_equal":
+        return f"must be {context.get('le')} or less"
+    if kind.startswith(("datetime", "date_")):
+        return "is not a date: write it like 2025-01-31"
+    if kind.startswith("bool"):
+        return "must be yes or no (true or false)"
+    if kind == "extra_forbidden":
+        return "is not a field this takes"
+    if kind == "value_error":
+        return str(context.get("error") or error.get("msg", "is not valid"))
+    message = str(error.get("msg", "is not valid"))
+    return message[:1].lower() + message[1:]

@@ -199,8 +199,9 @@ async def test_sign_up_with_a_taken_email_says_so_and_creates_nothing(
     assert "There is already an account with this email" in response.text
     response = await _form(browser, "/signup", "/signup", email="not an email", password="short")
     assert response.status_code == 422
-    assert "Email:" in response.text
-    assert "Password:" in response.text
+    assert "Email is not a valid email address" in response.text
+    assert "Password is too short: at least 8 characters." in response.text
+    assert 'aria-describedby="password-error password-hint"' in response.text
 
 
 async def test_a_guest_at_the_checkout_is_asked_to_sign_in_first(

@@ -198,8 +198,14 @@ async def test_a_bad_filter_is_a_page_that_names_it_with_the_request_id(
     assert named in response.text
     assert response.headers["X-Request-ID"] in response.text
     assert response.headers["Cache-Control"] == "no-store"
-    # The form is still there, with what was asked, to correct it.
+    # The form is still there, with what was asked, to correct it, the field marked.
     assert any(control.get("value") == "dinosaur" for control in page.controls)
+    field = query.split("=")[0]
+    marked = next(control for control in page.controls if control.get("id") == field)
+    assert marked["aria-invalid"] == "true"
+    assert marked["aria-describedby"] == f"{field}-error"
+    assert "autofocus" in marked
+    assert f'<p class="field-error" id="{field}-error">{named} ' in response.text
 
 
 async def test_a_cursor_that_is_not_ours_is_a_page_with_the_request_id(

@@ -92,8 +92,18 @@ async def test_a_product_form_that_is_not_valid_is_shown_again_as_typed(
     )
     assert response.status_code == 422
     assert 'value="24.505"' in response.text
-    assert "Price:" in response.text
-    assert "Stock:" in response.text
+    # Said in words beside each field, which is marked; the first one takes the focus.
+    assert "Price is not a price: write it like 19.99, with at most two decimals." in (
+        response.text
+    )
+    assert "Stock must be 0 or more." in response.text
+    assert re.search(
+        r'<input id="price"[^>]* aria-invalid="true" aria-describedby="price-error" autofocus>',
+        response.text,
+    )
+    assert re.search(r'<input id="stock"[^>]* aria-invalid="true"[^>]*-error">', response.text)
+    assert 'id="price-error"' in response.text
+    assert "should match pattern" not in response.text
 
 
 class _Form(HTMLParser):

@@ -28,6 +28,7 @@ from catalog.schemas import NO_CONTROL_CHARACTERS, WHOLE_NUMBER, UTCTimestamp
 
 __all__ = [
     "CATEGORY",
+    "IN_WORDS",
     "MAX_STOCK",
     "OFFSET_CAP",
     "PRICE",
@@ -103,6 +104,19 @@ Category = Annotated[
     BeforeValidator(normal_category),
     Field(examples=["books"]),
 ]
+# What each product field's form is, in words, for the pages and the import's report
+# (catalog.schemas.in_words); the API's 422s keep pydantic's own messages.
+_A_PRICE = "is not a price: write it like 19.99, with at most two decimals"
+IN_WORDS = {
+    "sku": "may hold only letters, digits, “.”, “_” and “-”, and starts with a letter or digit",
+    "name": "cannot hold a line break or another control character, nor begin with a space",
+    "description": "cannot hold a control character (line breaks and tabs are fine)",
+    "category": "cannot hold a line break, a tab or another control character",
+    "q": "cannot hold a line break, a tab or another control character",
+    "price": _A_PRICE,
+    "price_min": _A_PRICE,
+    "price_max": _A_PRICE,
+}
 # Money is exact: sent and returned as a decimal string ("19.99"), never as a JSON
 # number, which most clients parse as a float. At most 10 + 2 digits: NUMERIC(12, 2).
 _PRICE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"

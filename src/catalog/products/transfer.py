@@ -28,8 +28,8 @@ from catalog.db.bulk import begin_bulk
 from catalog.db.session import create_sessionmaker
 from catalog.products import repository
 from catalog.products.export import ExportFormat, export_chunks, first_chunk
-from catalog.products.schemas import ProductCreate
-from catalog.schemas import UTCTimestamp
+from catalog.products.schemas import IN_WORDS, ProductCreate
+from catalog.schemas import UTCTimestamp, in_words
 
 __all__ = [
     "MAX_LISTED_ERRORS",
@@ -149,9 +149,9 @@ def _validated(handle: IO[str], file_type: ExportFormat) -> Iterator[tuple[int, 
         try:
             yield number, ProductRow.model_validate(record)
         except ValidationError as error:
-            first = error.errors()[0]
+            first = error.errors(include_url=False)[0]
             where = ".".join(str(part) for part in first["loc"]) or "row"
-            yield number, f"{where}: {first['msg']}"
+            yield number, f"{where}: {in_words(first, IN_WORDS)}"
 
 
 def _values(row: ProductRow) -> dict[str, Any]:

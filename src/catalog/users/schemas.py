@@ -37,7 +37,7 @@ def canonical_email(value: str) -> str:
             unicodedata.normalize("NFKC", value.strip()), check_deliverability=False
         )
     except EmailNotValidError as error:
-        raise ValueError(f"not a valid email address: {error}") from None
+        raise ValueError(f"is not a valid email address: {error}") from None
     return checked.normalized.lower()
 
 

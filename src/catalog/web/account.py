@@ -22,7 +22,7 @@ from catalog.users import service as user_service
 from catalog.users.dependencies import PasswordHasherDep, RateLimitsDep
 from catalog.users.models import Role
 from catalog.users.schemas import UserCreate
-from catalog.web.pages import PageRoute, ShowPage, redirect, render
+from catalog.web.pages import PageRoute, ShowPage, mistakes, redirect, render
 from catalog.web.visitors import (
     CsrfChecked,
     PageUser,
@@ -125,10 +125,7 @@ async def sign_up_form(
     try:
         data = UserCreate(email=email, password=password)
     except pydantic.ValidationError as error:
-        context["mistakes"] = [
-            {"field": _FIELDS.get(str(item["loc"][0]), ""), "message": f"{item['msg']}."}
-            for item in error.errors(include_url=False, include_input=False)
-        ]
+        context["mistakes"] = mistakes(error, _FIELDS)
         return render(request, "signup.html", context, status_code=422)
     await rate_limits.sign_up(request, data.email)
     try:

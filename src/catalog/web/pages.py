@@ -6,7 +6,6 @@ out while Jinja2 works; the pages are small (a page of products), so they are
 rendered on the event loop.
 """
 
-import functools
 import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode
 
+import pydantic
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.routing import APIRoute
@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from catalog.errors import AnswerInstead
+from catalog.schemas import in_words
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -73,7 +74,7 @@ _templates = Environment(
 
 
 @cache
-@functools.cache
+@cache
 def _fingerprint(name: str) -> str:
     """A short hash of a static file's content: its version in URLs. Computed once per
     process: the files are the package's, and change only with a release (every page
@@ -191,6 +192,26 @@ async def error_page(request: Request, problem: JSONResponse) -> HTMLResponse:
     }
     headers = {name: value for name, value in problem.headers.items() if name in _KEPT}
     return render(request, "error.html", context, status_code=status, headers=headers)
+
+
+def mistakes(
+    error: pydantic.ValidationError | ValueError,
+    labels: Mapping[str, str],
+    hints: Mapping[str, str] | None = None,
+) -> list[dict[str, str]]:
+    """A form's mistakes, for its page: each with the field's name (the page marks that
+    field and puts the message beside it) and a sentence that starts with the field's
+    label ("Price is not a price: write it like 19.99, with at most two decimals.")."""
+    if not isinstance(error, pydantic.ValidationError):  # text that is not the form's
+        text = str(error)
+        return [{"name": "", "message": f"{text[:1].upper()}{text[1:]}."}]
+    found = []
+    for item in error.errors(include_url=False, include_input=False):
+        names = [str(part) for part in item["loc"] if isinstance(part, str)]
+        name = names[0] if names else ""
+        label = labels.get(name, "This")
+        found.append({"name": name, "message": f"{label} {in_words(item, hints)}."})
+    return found
 
 
 class Redirect(AnswerInstead):

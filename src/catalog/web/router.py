@@ -15,9 +15,9 @@ from catalog.consistency import ReplicaReaderDep, get_replica_reader
 from catalog.errors import prefers_html, problem_response
 from catalog.products import service as product_service
 from catalog.products.router import ProductId
-from catalog.products.schemas import ProductQuery, ProductSort, normal_category
+from catalog.products.schemas import IN_WORDS, ProductQuery, ProductSort, normal_category
 from catalog.requestid import current_request_id
-from catalog.web.pages import PageRoute, path_to, render
+from catalog.web.pages import PageRoute, mistakes, path_to, render
 from catalog.web.visitors import VisitorDep, csrf_token
 
 __all__ = ["router"]
@@ -42,17 +42,6 @@ _LABELS = {
     "limit": "Per page",
     "cursor": "Page",
     "offset": "Page",
-}
-# What to ask for instead, by the kind of mistake pydantic names.
-_HINTS = {
-    (
-        "price_min",
-        "string_pattern_mismatch",
-    ): "Not a price: write it like 19.99 (at most two decimals).",
-    (
-        "price_max",
-        "string_pattern_mismatch",
-    ): "Not a price: write it like 49.99 (at most two decimals).",
 }
 _SORTS = [
     ("-created_at", "Newest first"),
@@ -98,16 +87,6 @@ def _given(request: Request) -> dict[str, str]:
     }
 
 
-def _mistakes(error: pydantic.ValidationError) -> list[dict[str, str]]:
-    mistakes = []
-    for item in error.errors(include_url=False, include_input=False):
-        field = str(item["loc"][0]) if item["loc"] else ""
-        # A pattern is no help to a person: say what is expected instead.
-        message = _HINTS.get((field, item["type"]), f"{item['msg']}.")
-        mistakes.append({"field": _LABELS.get(field, field), "message": message})
-    return mistakes
-
-
 def _search_link(request: Request, query: dict[str, str]) -> str:
     return path_to(request, "/search", query)
 
@@ -132,7 +111,11 @@ async def search(
     try:
         query = ProductQuery.model_validate(given)
     except pydantic.ValidationError as error:
-        context |= {"mistakes": _mistakes(error), "products": [], "next_link": None}
+        context |= {
+            "mistakes": mistakes(error, _LABELS, IN_WORDS),
+            "products": [],
+            "next_link": None,
+        }
         return render(
             request, "results.html", context, status_code=422, headers={"Cache-Control": "no-store"}
         )

@@ -31,13 +31,20 @@ from catalog.errors import ConflictError, ForbiddenError, PreconditionFailedErro
 from catalog.products import service as product_service
 from catalog.products import transfer
 from catalog.products.router import ProductId
-from catalog.products.schemas import ProductCreate, ProductQuery, ProductRead, ProductUpdate
+from catalog.products.schemas import (
+    IN_WORDS,
+    ProductCreate,
+    ProductQuery,
+    ProductRead,
+    ProductUpdate,
+)
 from catalog.users import repository as users
 from catalog.users.models import Role, User
 from catalog.web.pages import (
     PageRoute,
     Redirect,
     ShowPage,
+    mistakes,
     redirect,
     render,
     render_fragment,
@@ -85,18 +92,6 @@ async def _staff_by_reader(request: Request, visitor: VisitorDep, reader: Reader
 
 
 Text = Annotated[str, Form(max_length=20_000)]
-
-
-def _mistakes(error: pydantic.ValidationError | ValueError) -> list[dict[str, str]]:
-    if not isinstance(error, pydantic.ValidationError):  # text that is not a product's
-        return [{"field": "", "message": str(error)}]
-    return [
-        {
-            "field": _LABELS.get(str(item["loc"][0]), "") if item["loc"] else "",
-            "message": f"{item['msg']}.",
-        }
-        for item in error.errors(include_url=False, include_input=False)
-    ]
 
 
 async def _entered(
@@ -206,7 +201,7 @@ def _read(model: type[_Model], entered: dict[str, str], context: dict[str, Any])
     try:
         return model.model_validate(transfer.from_text(entered))
     except (pydantic.ValidationError, ValueError) as error:
-        context["mistakes"] = _mistakes(error)
+        context["mistakes"] = mistakes(error, _LABELS, IN_WORDS)
         raise ShowPage("staff/edit.html", context, status_code=422) from None
 
 
