@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import catalog
-from catalog import health, metrics, openapi, problems
+from catalog import apidocs, health, metrics, openapi, problems
 from catalog.config import Settings, get_settings
 from catalog.consistency import ConsistencyTokenMiddleware
 from catalog.cors import add_cors
@@ -161,7 +161,9 @@ def create_app(
         # Operation ids and tags are what generated clients are built from.
         generate_unique_id_function=openapi.operation_id,
         openapi_tags=openapi.TAGS,
-        swagger_ui_parameters=openapi.SWAGGER_UI_PARAMETERS,
+        # /docs and /redoc are catalog.apidocs's: FastAPI's load their scripts from a CDN.
+        docs_url=None,
+        redoc_url=None,
         # `/products/` is a 404, not a redirect: Starlette builds the redirect's
         # Location from the Host header the client sent (catalog/links.py says why not).
         redirect_slashes=False,
@@ -214,6 +216,7 @@ def create_app(
     app.include_router(problems.router)
     # Pages for people (`/` in a browser, /search, /product/{id}) and their assets.
     app.include_router(web_router)
+    apidocs.install(app, swagger_ui_parameters=openapi.SWAGGER_UI_PARAMETERS)
     app.mount(STATIC_PATH, static_files(), name="static")
     return app
 

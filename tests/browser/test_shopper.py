@@ -188,3 +188,28 @@ async def test_a_page_fits_the_width_of_the_screen(
         "() => [document.scrollingElement.scrollWidth, window.innerWidth]"
     )
     assert width <= screen, f"{path} is {width}px wide on a {screen}px screen"
+
+
+async def test_the_api_docs_render_from_the_service_alone_under_their_csp(
+    page: "Page", seen: Seen
+) -> None:
+    # Swagger UI, from the service's own copy: the operations listed, grouped by tag.
+    await page.goto("/docs")
+    await expect(page.locator(".opblock-tag", has_text="products").first).to_be_visible()
+    await expect(page.get_by_text("/products/{product_id}").first).to_be_visible()
+    assert (seen.foreign, seen.csp_violations, seen.errors) == ([], [], [])
+    # ReDoc, the same way. Its sidebar always shows Redocly's logo from Redocly's CDN,
+    # which the page's policy refuses (the image hides itself when it cannot load):
+    # the only request to another origin, and it does not leave the browser.
+    logo = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+    async with page.expect_console_message(lambda message: logo in message.text):
+        await page.goto("/redoc")
+    await expect(page.get_by_role("heading", name="catalog").first).to_be_visible()
+    await expect(page.get_by_role("heading", name="List Products")).to_be_visible()
+    await expect(page.locator('img[alt="redocly logo"]')).to_have_count(0)
+    assert seen.foreign == [logo]
+    assert len(seen.csp_violations) == 1
+    assert logo in seen.csp_violations[0]
+    assert seen.errors == []
+    seen.foreign.clear()  # checked: the page fixture's own check is for the other pages
+    seen.csp_violations.clear()
