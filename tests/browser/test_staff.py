@@ -167,6 +167,8 @@ SIGNED_IN = [
     "/staff/products?q=dinosaurs",
     "/staff/products/new",
     "/staff/products/1",
+    "/staff/products/1/delete",
+    "/staff/products?sort=-price",
     "/staff/import",
     "/account/orders",
     "/signout",

@@ -366,3 +366,102 @@ async def test_a_file_that_is_not_utf8_is_said_so_with_the_rows_read_before(
         "The file could not be read to its end (it is not UTF-8 text); "
         "the rows up to row 1000 were imported."
     ) in response.text
+
+
+def _link(html: str, text: str) -> str:
+    """The href of the link whose text is `text`, as a browser would follow it."""
+    found = re.search(rf'<a[^>]* href="([^"]+)"[^>]*>{re.escape(text)}', html)
+    assert found is not None, html
+    return found[1].replace("&amp;", "&")
+
+
+async def test_delete_asks_first_and_then_goes_back_to_the_same_search(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    product_id = await _product(client, "BK-1", name="Dinosaur atlas", price="30.00")
+    await _product(client, "BK-2", name="Dinosaur tales", price="10.00")
+    listed = await staff.get("/staff/products", params={"q": "dinosaur", "sort": "-price"})
+    edit = await staff.get(_link(listed.text, "Dinosaur atlas"))
+    confirm = await staff.get(_link(edit.text, "Delete this product…"))
+
+    # Nothing is deleted by the link: the page asks, the button deletes.
+    assert "Delete “Dinosaur atlas”?" in confirm.text
+    assert (await client.get(f"/products/{product_id}")).status_code == 200
+    deleted = await staff.post(f"/staff/products/{product_id}/delete", data=_sent(confirm.text))
+
+    assert deleted.status_code == 303
+    assert deleted.headers["location"] == (
+        f"/staff/products?q=dinosaur&sort=-price&deleted={product_id}"
+    )
+    assert (await client.get(f"/products/{product_id}")).status_code == 404
+
+
+async def test_a_save_goes_back_to_the_search_order_and_page_it_came_from(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    product_id = await _product(client, "BK-1", name="Dinosaur atlas")
+    listed = await staff.get("/staff/products", params={"q": "dinosaur", "sort": "name"})
+    form = await staff.get(_link(listed.text, "Dinosaur atlas"))
+
+    saved = await staff.post(f"/staff/products/{product_id}", data=_sent(form.text, stock="1"))
+
+    assert saved.headers["location"] == f"/staff/products?q=dinosaur&sort=name&saved={product_id}"
+
+
+@pytest.mark.parametrize("back", ["https://elsewhere.example/", "//elsewhere.example/", "/cart"])
+async def test_a_save_never_goes_back_to_another_site_or_page(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient, back: str
+) -> None:
+    product_id = await _product(client, "BK-1")
+    form = await staff.get(f"/staff/products/{product_id}", params={"back": back})
+
+    saved = await staff.post(f"/staff/products/{product_id}", data=_sent(form.text, stock="1"))
+
+    assert saved.headers["location"] == f"/staff/products?saved={product_id}"
+
+
+async def test_an_ordered_product_is_not_deleted_and_its_stock_can_be_set_to_0(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    product_id = await _product(client, "BK-1", stock=5)
+    order = {"items": [{"product_id": product_id, "quantity": 1}]}
+    assert (await client.post("/orders", json=order)).status_code == 201
+    confirm = await staff.get(f"/staff/products/{product_id}/delete")
+
+    refused = await staff.post(f"/staff/products/{product_id}/delete", data=_sent(confirm.text))
+
+    assert refused.status_code == 409
+    assert "cannot be deleted" in refused.text
+    zero = await staff.post(f"/staff/products/{product_id}", data=_sent(refused.text))
+    assert zero.status_code == 303, zero.text
+    product = (await client.get(f"/products/{product_id}")).json()
+    assert (product["stock"], product["name"]) == (0, "Field guide to dinosaurs")
+
+
+async def test_a_search_for_a_sku_names_its_product_first(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    product_id = await _product(client, "DEMO-0000451", name="Modern chair about oceans")
+    await _product(client, "DEMO-0000452", name="Small tent about rivers")
+
+    found = await staff.get("/staff/products", params={"q": "DEMO-0000451"})
+
+    assert re.search(
+        rf'SKU <code>DEMO-0000451</code> is <a href="/staff/products/{product_id}\?[^"]*">'
+        r"Modern chair about oceans</a>",
+        found.text,
+    )
+
+
+async def test_the_list_sorts_by_the_column_heading_chosen(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    for sku, price in (("P-1", "20.00"), ("P-2", "5.00"), ("P-3", "12.50")):
+        await _product(client, sku, price=price)
+    listed = await staff.get("/staff/products")
+    by_price = await staff.get(_link(listed.text, "Price"))
+    cheapest_last = await staff.get(_link(by_price.text, "Price"))
+
+    assert re.findall(r"<code>(P-\d)</code>", by_price.text) == ["P-2", "P-3", "P-1"]
+    assert 'aria-sort="ascending"><a href="/staff/products?sort=-price">Price' in by_price.text
+    assert re.findall(r"<code>(P-\d)</code>", cheapest_last.text) == ["P-1", "P-3", "P-2"]

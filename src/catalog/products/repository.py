@@ -52,6 +52,7 @@ __all__ = [
     "page_after",
     "prices",
     "read",
+    "read_by_sku",
     "read_many",
     "rebuild_text_index",
     "recount_categories",
@@ -79,6 +80,14 @@ _BY_ID = select(_PRODUCTS).where(_PRODUCTS.c.id == bindparam("product_id"))
 async def read(reader: Reader, product_id: int) -> Row[Any] | None:
     """The product with this id as stored now, or None (for a GET)."""
     return await reader.one_or_none(_BY_ID, {"product_id": product_id})
+
+
+_BY_SKU = select(_PRODUCTS).where(_PRODUCTS.c.sku == bindparam("sku"))
+
+
+async def read_by_sku(reader: Reader, sku: str) -> Row[Any] | None:
+    """The product with exactly this SKU, or None (the unique index: one row at most)."""
+    return await reader.one_or_none(_BY_SKU, {"sku": sku})
 
 
 async def get(session: AsyncSession, product_id: int) -> Row[Any] | None:

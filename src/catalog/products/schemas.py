@@ -32,6 +32,7 @@ __all__ = [
     "MAX_STOCK",
     "OFFSET_CAP",
     "PRICE",
+    "SKU",
     "CategoryRead",
     "CountMode",
     "ProductCreate",
@@ -79,9 +80,10 @@ def normal_category(value: object) -> object:
     return unicodedata.normalize("NFC", _SPACES.sub(" ", folded).strip(" "))
 
 
+SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 Sku = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
+    StringConstraints(min_length=1, max_length=64, pattern=f"^{SKU.pattern}$"),
     Field(
         description="Stock-keeping unit: letters, digits, `.`, `_` and `-`; unique",
         examples=["BK-0001"],

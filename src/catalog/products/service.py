@@ -30,6 +30,7 @@ from catalog.products import repository
 from catalog.products.models import Product
 from catalog.products.schemas import (
     PRICE,
+    SKU,
     CategoryRead,
     CountMode,
     ProductCreate,
@@ -48,6 +49,7 @@ __all__ = [
     "create",
     "delete",
     "etag",
+    "find_by_sku",
     "get",
     "list_products",
     "merge",
@@ -112,6 +114,15 @@ async def get(*, session: AsyncSession, product_id: int) -> ProductRead:
 async def read(*, reader: Reader, product_id: int) -> ProductRead:
     """The product, to show it (GET); or NotFoundError."""
     return _shown(await repository.read(reader, product_id), product_id)
+
+
+async def find_by_sku(*, reader: Reader, text: str) -> ProductRead | None:
+    """The product whose SKU is exactly `text` (as typed in a search box), if any."""
+    text = text.strip()
+    if not SKU.fullmatch(text):
+        return None
+    row = await repository.read_by_sku(reader, text)
+    return ProductRead.model_validate(row) if row is not None else None
 
 
 async def read_many(

@@ -9,12 +9,14 @@ chooses, and nothing is overwritten behind their back.
 
 import asyncio
 import csv
+import enum
 import logging
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode
 
 import pydantic
 from anyio import to_thread
@@ -94,6 +96,37 @@ async def _staff_by_reader(request: Request, visitor: VisitorDep, reader: Reader
 Text = Annotated[str, Form(max_length=20_000)]
 
 
+class ListedSort(enum.StrEnum):
+    """The columns the staff's list sorts by (each has its index)."""
+
+    ID = "id"
+    ID_DESC = "-id"
+    NAME = "name"
+    NAME_DESC = "-name"
+    PRICE = "price"
+    PRICE_DESC = "-price"
+
+
+_LIST_PATH = "/staff/products"
+
+
+def _back(back: str | None) -> str:
+    """Where to go after a save or a delete: the list as the staff member left it (its
+    search, order and page), never another site or page."""
+    if back is None or (not back.startswith(f"{_LIST_PATH}?") and back != _LIST_PATH):
+        return _LIST_PATH
+    return back
+
+
+def _back_to(request: Request, back: str, note: dict[str, str]) -> Response:
+    path, _, query = back.partition("?")
+    kept = {k: v for k, v in parse_qsl(query) if k not in ("saved", "kept", "deleted")}
+    return redirect(request, path, {**kept, **note})
+
+
+Back = Annotated[str | None, Form(max_length=2_000)]
+
+
 async def _entered(
     sku: Text = "",
     name: Text = "",
@@ -159,21 +192,38 @@ async def products(
     settings: SettingsDep,
     q: Annotated[str, Query(max_length=200)] = "",
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    sort: Annotated[ListedSort | None, Query()] = None,
     saved: Annotated[int | None, Query(ge=1)] = None,
     kept: Annotated[str, Query(max_length=200)] = "",
     deleted: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    """The products, newest first, or those a search finds; a page at a time. After a
-    save, which fields someone else had changed meanwhile (`kept`, as they saved them)."""
+    """The products, newest first, or those a search finds (the product whose SKU it is
+    first), in the order of the column chosen; a page at a time. After a save, which
+    fields someone else had changed meanwhile (`kept`, as they saved them)."""
     try:
         query = ProductQuery.model_validate(
-            {"q": q or None, "cursor": cursor, "sort": None if q else "-id", "limit": 50}
+            {
+                "q": q or None,
+                "cursor": cursor,
+                "sort": sort or (None if q else "-id"),
+                "limit": 50,
+            }
         )
     except pydantic.ValidationError as error:  # a search with a control character, say
         raise RequestValidationError(error.errors(include_url=False)) from None
     page = await product_service.list_products(reader=reader, settings=settings, query=query)
+    by_sku = await product_service.find_by_sku(reader=reader, text=q) if q and not cursor else None
+    listed = {name: value for name, value in (("q", q), ("sort", sort)) if value}
+    # This list as it is, for the edit and delete pages to come back to (no root path:
+    # redirect() adds it).
+    shown = {**listed, **({"cursor": cursor} if cursor else {})}
+    here = f"{_LIST_PATH}?{urlencode(shown)}" if shown else _LIST_PATH
     context = {
         "q": q,
+        "sort": query.order.value,
+        "listed": listed,
+        "by_sku": by_sku,
+        "back": here,
         "page": page,
         "saved": saved,
         "kept": [_LABELS[name].lower() for name in kept.split(",") if name in _LABELS],
@@ -235,11 +285,14 @@ async def edit_product(
     staff: Staff,
     session: SessionDep,
     settings: SettingsDep,
+    back: Annotated[str | None, Query(max_length=2_000)] = None,
 ) -> Response:
     """The product's form, with the version it shows."""
     product = await product_service.get(session=session, product_id=product_id)
     values = _as_text(product)
-    context = _product_form(request, settings, values, product=product, opened=values)
+    context = _product_form(
+        request, settings, values, product=product, opened=values, back=_back(back)
+    )
     return render(request, "staff/edit.html", context)
 
 
@@ -253,6 +306,7 @@ async def save_product(
     version: Annotated[int, Form(ge=1, le=2**31 - 1)],
     entered: Entered,
     opened: Opened,
+    back: Back = None,
 ) -> Response:
     """Save the fields this form changed, merged with any version saved since it was
     opened: a field only the other editor changed keeps their value, and only a field
@@ -260,7 +314,7 @@ async def save_product(
     `PATCH /products/{id}` with If-Match, so a save in between is never overwritten."""
     saved = await product_service.get(session=session, product_id=product_id)
     context = _product_form(
-        request, settings, entered, product=saved, version=version, opened=opened
+        request, settings, entered, product=saved, version=version, opened=opened, back=_back(back)
     )
     mine = _read(ProductUpdate, entered, context)
     base = _opened_version(opened)
@@ -269,7 +323,7 @@ async def save_product(
     merged = product_service.merge(opened=base, mine=mine, saved=saved)
     if merged.conflicts:
         conflict = _conflict(request, settings, entered, saved, version, merged, opened)
-        raise ShowPage("staff/conflict.html", conflict, status_code=412)
+        raise ShowPage("staff/conflict.html", {**conflict, "back": _back(back)}, status_code=412)
     try:
         await product_service.update(
             session=session,
@@ -281,14 +335,16 @@ async def save_product(
         theirs = await product_service.get(session=session, product_id=product_id)
         again = product_service.merge(opened=base, mine=mine, saved=theirs)
         conflict = _conflict(request, settings, entered, theirs, version, again, opened)
-        raise ShowPage("staff/conflict.html", conflict, status_code=412) from None
+        raise ShowPage(
+            "staff/conflict.html", {**conflict, "back": _back(back)}, status_code=412
+        ) from None
     except ConflictError as error:
         context["problem"] = error.detail
         raise ShowPage("staff/edit.html", context, status_code=409) from None
     note = {"saved": str(product_id)}
     if merged.kept:
         note["kept"] = ",".join(merged.kept)
-    return redirect(request, "/staff/products", note)
+    return _back_to(request, _back(back), note)
 
 
 def _opened_version(opened: dict[str, str] | None) -> ProductUpdate | None:
@@ -334,6 +390,21 @@ def _conflict(
     }
 
 
+@router.get("/products/{product_id}/delete", response_class=HTMLResponse)
+async def confirm_delete(
+    request: Request,
+    product_id: ProductId,
+    staff: Staff,
+    session: SessionDep,
+    settings: SettingsDep,
+    back: Annotated[str | None, Query(max_length=2_000)] = None,
+) -> Response:
+    """Ask before deleting: the product as it is now, and the button that deletes it."""
+    product = await product_service.get(session=session, product_id=product_id)
+    context = {"product": product, "back": _back(back), "csrf": csrf_token(request, settings)}
+    return render(request, "staff/delete.html", context)
+
+
 @router.post(
     "/products/{product_id}/delete", response_class=HTMLResponse, dependencies=[CsrfChecked]
 )
@@ -342,11 +413,30 @@ async def delete_product(
     product_id: ProductId,
     staff: Staff,
     session: SessionDep,
+    settings: SettingsDep,
     version: Annotated[int, Form(ge=1, le=2**31 - 1)],
+    back: Back = None,
 ) -> Response:
-    """Delete the product at the version shown, as `DELETE /products/{id}` with If-Match."""
-    await product_service.delete(session=session, product_id=product_id, if_match=f'"{version}"')
-    return redirect(request, "/staff/products", {"deleted": str(product_id)})
+    """Delete the product at the version shown, as `DELETE /products/{id}` with If-Match.
+    A product that has been ordered stays (its orders name it): the page says so and
+    offers to set its stock to 0 instead."""
+    try:
+        await product_service.delete(
+            session=session, product_id=product_id, if_match=f'"{version}"'
+        )
+    except ConflictError as error:
+        product = await product_service.get(session=session, product_id=product_id)
+        values = _as_text(product)
+        context = {
+            "product": product,
+            "problem": error.detail,
+            "values": {**values, "stock": "0"},
+            "opened": values,
+            "back": _back(back),
+            "csrf": csrf_token(request, settings),
+        }
+        raise ShowPage("staff/ordered.html", context, status_code=409) from None
+    return _back_to(request, _back(back), {"deleted": str(product_id)})
 
 
 IMPORT_PATH = "/staff/import"
