@@ -68,7 +68,10 @@ async def test_a_newcomer_orders_two_books_double_clicks_and_cancels(page: "Page
     assert [await _stock_shown(page, book) for book in books] == [n - 1 for n in before]
 
     await page.goto(order_url)
-    await page.get_by_role("button", name="Cancel this order").click()
+    await page.get_by_role("link", name="Cancel this order…").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Cancel order"))
+    assert await audit(page) == []  # the question before cancelling
+    await page.get_by_role("button", name="Cancel the order").click()
     await expect(page.get_by_role("status")).to_have_text(
         "The order is cancelled and its products are back in stock."
     )

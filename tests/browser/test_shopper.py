@@ -151,6 +151,24 @@ async def test_tab_from_the_top_shows_the_skip_link_then_reaches_the_search_box(
     assert await _has_visible_focus(page)
 
 
+async def test_on_the_results_a_second_skip_link_reaches_the_first_product(
+    page: "Page",
+) -> None:
+    await page.goto(RESULTS)
+
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to the results")
+    await expect(skip).to_be_focused()
+    await expect(skip).to_be_in_viewport()
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("Tab")
+    # Past the filters' dozen controls: the first product's link.
+    first = page.locator(f"{_CARDS} h3 a").first
+    await expect(first).to_be_focused()
+    assert await _has_visible_focus(page)
+
+
 @pytest.mark.parametrize("path", PAGES)
 async def test_no_serious_or_critical_accessibility_violation(
     axe: Callable[[str], Awaitable[list[str]]], path: str

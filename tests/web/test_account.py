@@ -248,9 +248,15 @@ async def test_an_order_placed_twice_from_one_checkout_page_is_one_order(
     order = await browser.get(first.headers["location"])
     assert "your order is placed" in order.text
     assert "70.00" in order.text
+    assert re.search(r'data-label="Subtotal"><span class="price">\d+\.\d\d', order.text)
+    # Cancelling asks first: the order page links to the question, whose button cancels.
+    order_path = first.headers["location"].split("?")[0]
+    assert f'href="{order_path}/cancel">Cancel this order…' in order.text
+    asked = await browser.get(f"{order_path}/cancel")
+    assert f"Cancel order {order_path.rsplit('/', 1)[1]}?" in asked.text
+    assert (await _stock(client, atlas), await _stock(client, tales)) == (3, 4)
     cancelled = await browser.post(
-        f"{first.headers['location'].split('?')[0]}/cancel",
-        data={"csrf_token": _field(_TOKEN, order.text)},
+        f"{order_path}/cancel", data={"csrf_token": _field(_TOKEN, asked.text)}
     )
     assert cancelled.status_code == 303
     assert (await _stock(client, atlas), await _stock(client, tales)) == (5, 5)

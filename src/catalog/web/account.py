@@ -193,6 +193,16 @@ async def my_order(
     return render(request, "order.html", context)
 
 
+@router.get("/account/orders/{order_id}/cancel", response_class=HTMLResponse)
+async def confirm_cancel(
+    request: Request, order_id: OrderId, user: PageUser, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """Ask before cancelling: the order, and the button that cancels it."""
+    order = await order_service.get(session=session, user_id=user.id, order_id=order_id)
+    context = {"order": order, "csrf": csrf_token(request, settings)}
+    return render(request, "cancel.html", context)
+
+
 @router.post(
     "/account/orders/{order_id}/cancel", response_class=HTMLResponse, dependencies=[CsrfChecked]
 )
