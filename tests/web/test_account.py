@@ -297,6 +297,54 @@ async def test_short_stock_orders_nothing_and_the_checkout_names_what_is_left(
     assert "Only 0 left of Dinosaur tales" in shown.text
     assert (await browser.get("/account/orders")).text.count("/account/orders/") == 0
 
+    # "Order what is left": the sold-out line goes, the checkout shows the rest.
+    fitted = await browser.post("/cart/fit", data={"csrf_token": _field(_TOKEN, shown.text)})
+    assert fitted.headers["location"] == "/checkout"
+    again = await browser.get("/checkout")
+    assert "Dinosaur atlas" in again.text
+    assert "Dinosaur tales" not in again.text
+
+
+async def test_one_form_changes_every_line_of_the_cart_each_at_most_its_stock(
+    browser: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    atlas = await _product(client, "BK-1", name="Dinosaur atlas", stock=5)
+    tales = await _product(client, "BK-2", name="Dinosaur tales", stock=9)
+    diary = await _product(client, "BK-3", name="Dinosaur diary", stock=9)
+    for product in (atlas, tales, diary):
+        await _form(browser, f"/product/{product}", "/cart", product_id=str(product), add="true")
+    cart = await browser.get("/cart")
+    assert re.search(r'href="/cart">Cart <span class="count">\(3<', cart.text)  # the header
+
+    updated = await browser.post(
+        "/cart/update",
+        data={
+            "csrf_token": _field(_TOKEN, cart.text),
+            f"quantity-{atlas}": "999",  # more than its stock
+            f"quantity-{tales}": "4",
+            f"quantity-{diary}": "2",
+            f"remove-{diary}": "1",
+        },
+    )
+
+    assert updated.headers["location"] == "/cart?capped=1"
+    shown = await browser.get(updated.headers["location"])
+    quantities = dict(re.findall(r'name="quantity-(\d+)"[^>]*value="(\d+)"', shown.text))
+    assert quantities == {str(atlas): "5", str(tales): "4"}
+    assert "One line asked for more than is left" in shown.text
+    assert re.search(r'href="/cart">Cart <span class="count">\(9<', shown.text)
+
+
+async def test_adding_more_than_the_stock_left_adds_the_stock_left(
+    browser: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    atlas = await _product(client, "BK-1", name="Dinosaur atlas", stock=2)
+    await _form(
+        browser, f"/product/{atlas}", "/cart", product_id=str(atlas), quantity="5", add="true"
+    )
+    shown = await browser.get("/cart")
+    assert re.findall(r'name="quantity-\d+"[^>]*value="(\d+)"', shown.text) == ["2"]
+
 
 @pytest.mark.parametrize(
     "cookie",
@@ -308,5 +356,5 @@ async def test_a_tampered_cart_cookie_keeps_only_what_reads_as_order_lines(
     browser.cookies.set("catalog_cart", cookie)
     response = await browser.get("/cart")
     assert response.status_code == 200
-    lines = response.text.count('name="quantity" type="number"')
+    lines = len(re.findall(r'name="quantity-\d+" type="number"', response.text))
     assert lines == (1 if cookie.startswith("1x2") else 0)

@@ -12,9 +12,10 @@ import re
 from fastapi import Request
 
 from catalog.orders.schemas import MAX_LINES, MAX_PRODUCT_REF, MAX_QUANTITY
+from catalog.web.pages import frame_value
 from catalog.web.visitors import set_cookie
 
-__all__ = ["CART_COOKIE", "Cart", "read_cart", "save_cart"]
+__all__ = ["CART_COOKIE", "Cart", "count", "read_cart", "save_cart"]
 
 CART_COOKIE = "catalog_cart"
 _LINE = re.compile(r"([1-9][0-9]{0,15})x([1-9][0-9]{0,4})")
@@ -44,8 +45,17 @@ def serialize(cart: Cart) -> str:
 
 
 def read_cart(request: Request) -> Cart:
-    """This browser's cart."""
+    """This browser's cart: as this request leaves it, if it changed it."""
+    pending: dict[str, tuple[str | None, int | None]] = getattr(request.state, "cookies", {})
+    if CART_COOKIE in pending:
+        return parse(pending[CART_COOKIE][0] or "")
     return parse(request.cookies.get(CART_COOKIE, ""))
+
+
+@frame_value("cart_count")
+def count(request: Request) -> int:
+    """How many items the cart holds, for the header of every page."""
+    return sum(read_cart(request).values())
 
 
 def save_cart(request: Request, cart: Cart) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "Redirect",
     "ShowPage",
     "finish",
+    "frame_value",
     "path_to",
     "redirect",
     "render",
@@ -144,10 +145,26 @@ def render(
     return finish(request, response)
 
 
+# What every page's frame shows besides its own context (the header's cart count),
+# each read from the request by a function that a module of catalog.web registers.
+_FRAME: dict[str, Callable[[Request], Any]] = {}
+
+
+def frame_value(name: str) -> Callable[[Callable[[Request], Any]], Callable[[Request], Any]]:
+    """Register a function of the request whose value every page can show as `name`."""
+
+    def register(function: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        _FRAME[name] = function
+        return function
+
+    return register
+
+
 def render_fragment(request: Request, template: str, context: Mapping[str, Any]) -> str:
     """Part of a page (a streamed page's pieces), as render() would fill it in."""
     return _templates.get_template(template).render(
         **context,
+        **{name: function(request) for name, function in _FRAME.items()},
         root=_root(request),
         static=lambda name: _static(request, name),
         visitor=getattr(request.state, "visitor", None),

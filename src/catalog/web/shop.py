@@ -55,16 +55,73 @@ async def cart_page(
     visitor: VisitorDep,
     settings: SettingsDep,
     added: Annotated[int | None, Query(ge=1)] = None,
+    capped: Annotated[int | None, Query(ge=1)] = None,
+    updated: bool = False,
 ) -> Response:
-    """What is in the cart, at today's prices, with the stock left of each."""
+    """What is in the cart, at today's prices, with the stock left of each; one form
+    changes every line at once."""
     lines, total = await _lines(reader, read_cart(request))
     context = {
         "lines": lines,
         "total": total,
         "added": added,
+        "capped": capped,
+        "updated": updated,
+        "max_quantity": MAX_QUANTITY,
         "csrf": csrf_token(request, settings),
     }
     return render(request, "cart.html", context)
+
+
+def _at_most_stock(cart: Cart, products: dict[int, Any]) -> int:
+    """Lower each line to the stock left (a line of a product out of stock or gone goes);
+    how many lines were lowered or taken out."""
+    lowered = 0
+    for product_id, quantity in list(cart.items()):
+        product = products.get(product_id)
+        left = 0 if product is None else min(product.stock, MAX_QUANTITY)
+        if quantity > left:
+            lowered += 1
+            if left:
+                cart[product_id] = left
+            else:
+                del cart[product_id]
+    return lowered
+
+
+@router.post("/cart/update", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def update_cart(request: Request, reader: ReplicaReaderDep) -> Response:
+    """Set every line's quantity from the cart's one form (`quantity-<id>`; 0, or the
+    line's `remove` box, takes it out), each at most the stock left."""
+    form = await request.form()
+    cart = read_cart(request)
+    for product_id in list(cart):
+        if form.get(f"remove-{product_id}"):
+            del cart[product_id]
+            continue
+        text = form.get(f"quantity-{product_id}")
+        if not isinstance(text, str) or not text.strip().isascii() or not text.strip().isdigit():
+            continue  # left as it was: a field the browser did not send, or not a number
+        quantity = min(int(text.strip()), MAX_QUANTITY)
+        if quantity == 0:
+            del cart[product_id]
+        else:
+            cart[product_id] = quantity
+    products = await product_service.read_many(source=reader, product_ids=cart)
+    lowered = _at_most_stock(cart, products)
+    save_cart(request, cart)
+    note = {"capped": str(lowered)} if lowered else {"updated": "true"}
+    return redirect(request, "/cart", note)
+
+
+@router.post("/cart/fit", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def fit_cart(request: Request, reader: ReplicaReaderDep) -> Response:
+    """Order what is left: each line lowered to the stock left, then the checkout again."""
+    cart = read_cart(request)
+    products = await product_service.read_many(source=reader, product_ids=cart)
+    _at_most_stock(cart, products)
+    save_cart(request, cart)
+    return redirect(request, "/checkout" if cart else "/cart")
 
 
 @router.post("/cart", response_class=HTMLResponse, dependencies=[CsrfChecked])
@@ -78,8 +135,9 @@ async def change_cart(
     """Add `quantity` of a product (`add`), or set its quantity (0 takes it out)."""
     cart = read_cart(request)
     if add:
-        await product_service.read(reader=reader, product_id=product_id)  # 404 if none
-        quantity = min(cart.get(product_id, 0) + quantity, MAX_QUANTITY)
+        product = await product_service.read(reader=reader, product_id=product_id)  # or 404
+        # At most the stock left: more could not be ordered.
+        quantity = min(cart.get(product_id, 0) + quantity, MAX_QUANTITY, product.stock)
     if quantity == 0:
         cart.pop(product_id, None)
     elif product_id in cart or len(cart) < MAX_LINES:
@@ -90,6 +148,8 @@ async def change_cart(
             errors=[{"loc": ["form", "product_id"], "msg": "cart is full", "type": "cart_full"}],
         )
     save_cart(request, cart)
+    if add and quantity == 0:  # sold out since its page was shown
+        return redirect(request, "/cart", {"capped": "1"})
     return redirect(request, "/cart", {"added": str(product_id)} if add else None)
 
 
