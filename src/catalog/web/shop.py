@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from catalog.config import SettingsDep
 from catalog.consistency import ReplicaReaderDep
@@ -23,7 +23,7 @@ from catalog.orders.schemas import MAX_LINES, MAX_QUANTITY, OrderCreate, OrderLi
 from catalog.products import service as product_service
 from catalog.products.router import ProductId
 from catalog.web.cart import Cart, parse, read_cart, save_cart, serialize
-from catalog.web.pages import PageRoute, Redirect, redirect, render
+from catalog.web.pages import PageRoute, Redirect, error_page, redirect, render
 from catalog.web.visitors import CsrfChecked, PageUser, VisitorDep, csrf_token
 
 __all__ = ["router"]
@@ -180,6 +180,19 @@ async def checkout_page(
     return render(request, "checkout.html", context)
 
 
+async def _outcome_unknown(request: Request, problem: JSONResponse) -> Response:
+    """The checkout's problems as pages; a 503 as the page that sends the order again."""
+    if problem.status_code != 503:
+        return await error_page(request, problem)
+    context = {
+        **request.state.checkout,
+        "csrf": csrf_token(request, request.app.state.settings),
+    }
+    return render(
+        request, "checkout_unknown.html", context, status_code=503, headers={"Retry-After": "1"}
+    )
+
+
 @router.post("/checkout", response_class=HTMLResponse, dependencies=[CsrfChecked])
 async def place_order(
     request: Request,
@@ -188,10 +201,15 @@ async def place_order(
     idempotency_key: IdempotencyKey,
     items: Annotated[str, Form(max_length=2_000)] = "",
 ) -> Response:
-    """Place the order the checkout page showed (`items`), under its key."""
+    """Place the order the checkout page showed (`items`), under its key. When the
+    database cannot answer (a 503, here or at the commit), whether the order went
+    through is not known: the page says so, and offers to send the same order again,
+    which shows the order if it was placed and places it if not, never twice."""
     lines = parse(items)
     if not lines:
         raise Redirect("/cart")
+    request.state.checkout = {"idempotency_key": idempotency_key, "items": items}
+    request.state.show_problem = _outcome_unknown
     data = OrderCreate(
         items=[OrderLineIn(product_id=key, quantity=value) for key, value in lines.items()]
     )
