@@ -151,6 +151,34 @@ async def test_tab_from_the_top_shows_the_skip_link_then_reaches_the_search_box(
     assert await _has_visible_focus(page)
 
 
+async def test_on_a_phone_the_filters_fold_away_and_the_sort_is_at_the_top(
+    page: "Page",
+) -> None:
+    await page.set_viewport_size(PHONE)
+    await page.goto("/search?q=dinosaurs&category=books")
+    lowest = page.get_by_label("Lowest price")
+    await expect(lowest).to_be_hidden()
+    await expect(page.get_by_text("Search and filters (2 in use)")).to_be_visible()
+    # The sort, above the products, applies with its own button.
+    await page.get_by_label("Sort by").select_option("price")
+    await page.get_by_role("button", name="Sort").click()
+    await expect(page).to_have_url(re.compile(r"/search\?q=dinosaurs&category=books&sort=price$"))
+    prices = [float(text) for text in await page.locator(f"{_CARDS} .price").all_inner_texts()]
+    assert prices == sorted(prices)
+
+    await page.get_by_text("Search and filters").click()
+    await expect(lowest).to_be_visible()
+    await lowest.fill("100")
+    await page.get_by_role("button", name="Search", exact=True).click()
+    # No empty field of the form in the URL, the sort kept.
+    await expect(page).to_have_url(
+        re.compile(r"/search\?q=dinosaurs&category=books&price_min=100&sort=price$")
+    )
+
+    await page.set_viewport_size(DESKTOP)
+    await expect(lowest).to_be_visible()  # beside the results, nothing to open
+
+
 async def test_on_the_results_a_second_skip_link_reaches_the_first_product(
     page: "Page",
 ) -> None:

@@ -159,12 +159,18 @@ async def test_a_search_with_filters_finds_what_the_api_finds_and_pages_on(
     assert [item["id"] for item in api["items"]] == [shop["tales"], shop["guide"]]
 
 
-async def test_a_form_field_left_empty_is_a_filter_not_given(
+async def test_a_form_field_left_empty_is_a_filter_not_given_and_leaves_the_url(
     client: httpx.AsyncClient, shop: dict[str, int]
 ) -> None:
-    url = "/search?q=&category=&in_stock=&price_min=&price_max=&created_after=&sort="
-    page = _html(await client.get(url, headers=BROWSER))
-    assert len(page.products()) == len(shop)
+    url = "/search?q=&category=books&in_stock=&price_min=&price_max=&created_after=&sort="
+    sent = await client.get(url, headers=BROWSER)
+    assert sent.status_code == 303
+    assert sent.headers["location"] == "/search?category=books"
+    page = _html(await client.get(sent.headers["location"], headers=BROWSER))
+    assert len(page.products()) == 4  # the books
+
+    empty = await client.get("/search?q=&sort=", headers=BROWSER)
+    assert empty.headers["location"] == "/search"
 
 
 async def test_dates_from_the_form_filter_by_creation(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pydantic
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from catalog.config import SettingsDep
 from catalog.consistency import ReplicaReaderDep, get_replica_reader
@@ -17,7 +17,7 @@ from catalog.products import service as product_service
 from catalog.products.router import ProductId
 from catalog.products.schemas import IN_WORDS, ProductQuery, ProductSort, normal_category
 from catalog.requestid import current_request_id
-from catalog.web.pages import PageRoute, mistakes, path_to, render
+from catalog.web.pages import PageRoute, mistakes, path_to, redirect, render
 from catalog.web.visitors import VisitorDep, csrf_token
 
 __all__ = ["router"]
@@ -94,8 +94,13 @@ def _search_link(request: Request, query: dict[str, str]) -> str:
 @router.get("/search", response_class=HTMLResponse)
 async def search(
     request: Request, reader: ReplicaReaderDep, settings: SettingsDep, visitor: VisitorDep
-) -> HTMLResponse:
-    """Search results: `GET /products`'s filters, sort and cursor, in the URL."""
+) -> Response:
+    """Search results: `GET /products`'s filters, sort and cursor, in the URL. A form
+    sends its empty fields too (`?q=x&category=&price_min=`): the same search without
+    them is the one URL a result page has, to share or bookmark."""
+    sent = request.query_params.multi_items()
+    if any(value == "" for _, value in sent):
+        return redirect(request, "/search", [(name, value) for name, value in sent if value])
     given = _given(request)
     categories = await request.app.state.category_cache.get(reader)
     context: dict[str, Any] = {
