@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated, Literal, Self, cast
 from urllib.parse import urlsplit
 
+from babel import Locale, UnknownLocaleError
+from babel.numbers import UnknownCurrencyError, validate_currency
 from fastapi import Depends, Request
 from limits import parse
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
@@ -274,6 +276,12 @@ class Settings(BaseSettings):
         "X-Request-ID, Consistency-Token"
     )
     cors_max_age: int = Field(default=600, ge=0, le=86_400)
+    # The shop's money, as the pages write it: an ISO 4217 currency, and the locale
+    # (Babel's: en_US, de_DE, fr_CH...) whose grouping, decimal mark and currency sign
+    # the prices are written with; the pages' price fields also take that decimal mark.
+    # The API's prices stay decimal strings ("1234.50") in any locale.
+    currency: str = "USD"
+    locale: str = "en_US"
     # How long a worker reuses the categories and counts that the pages list, in
     # seconds (products.service.CategoryCache); 0 reads them for every page.
     categories_ttl: float = Field(default=2.0, ge=0, le=3600)
@@ -282,6 +290,24 @@ class Settings(BaseSettings):
     public_cache_control: str = Field(
         default="public, max-age=0, must-revalidate", min_length=1, max_length=200
     )
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        try:
+            validate_currency(value)
+        except UnknownCurrencyError:
+            raise ValueError(f"{value!r} is not an ISO 4217 currency code, such as EUR") from None
+        return value
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        try:
+            Locale.parse(value)
+        except (ValueError, UnknownLocaleError):
+            raise ValueError(f"{value!r} is not a locale Babel knows, such as en_US") from None
+        return value
 
     @field_validator("cors_allow_origins")
     @classmethod

@@ -7,6 +7,7 @@ PostgreSQL test database (migrated and seeded as here).
 
 import re
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import pytest
@@ -105,7 +106,8 @@ async def test_a_product_opened_from_the_results_shows_its_price_and_stock(page:
     # What the JSON API says of the same product.
     api = await page.request.get(href.replace("/product/", "/products/"))
     product = await api.json()
-    await expect(page.locator(".product .price")).to_have_text(product["price"])
+    # In the shop's currency and locale (by default USD, en_US): "$1,234.50".
+    await expect(page.locator(".product .price")).to_have_text(f"${Decimal(product['price']):,.2f}")
     stock = f"In stock ({product['stock']})" if product["stock"] > 0 else "Out of stock"
     await expect(page.locator(".product .stock")).to_have_text(stock)
 
@@ -163,7 +165,9 @@ async def test_on_a_phone_the_filters_fold_away_and_the_sort_is_at_the_top(
     await page.get_by_label("Sort by").select_option("price")
     await page.get_by_role("button", name="Sort").click()
     await expect(page).to_have_url(re.compile(r"/search\?q=dinosaurs&category=books&sort=price$"))
-    prices = [float(text) for text in await page.locator(f"{_CARDS} .price").all_inner_texts()]
+    shown = await page.locator(f"{_CARDS} .price").all_inner_texts()
+    assert all(text.startswith("$") for text in shown)  # the default currency, en_US
+    prices = [float(text.lstrip("$").replace(",", "")) for text in shown]
     assert prices == sorted(prices)
 
     await page.get_by_text("Search and filters").click()

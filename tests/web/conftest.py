@@ -5,6 +5,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import update
+
+from catalog.users.models import Role, User
 
 # What a browser sends when it navigates to a page.
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -19,3 +22,21 @@ async def browser(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport=transport, base_url="http://catalog.test", headers=BROWSER
     ) as http:
         yield http
+
+
+@pytest.fixture
+async def staff(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser signed in to the pages as an admin."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://catalog.test", headers=BROWSER
+    ) as browser:
+        from tests.web.test_account import _sign_up  # its sign-up form, filled in
+
+        await _sign_up(browser, "staff@example.com")
+        # Made staff after signing up: the role is read from the database on each page.
+        async with app.state.engine.begin() as connection:
+            await connection.execute(
+                update(User).where(User.email == "staff@example.com").values(role=Role.ADMIN)
+            )
+        yield browser

@@ -248,7 +248,7 @@ async def test_an_order_placed_twice_from_one_checkout_page_is_one_order(
     order = await browser.get(first.headers["location"])
     assert "your order is placed" in order.text
     assert "70.00" in order.text
-    assert re.search(r'data-label="Subtotal"><span class="price">\d+\.\d\d', order.text)
+    assert re.search(r'data-label="Subtotal"><span class="price">\$\d+\.\d\d', order.text)
     # Cancelling asks first: the order page links to the question, whose button cancels.
     order_path = first.headers["location"].split("?")[0]
     assert f'href="{order_path}/cancel">Cancel this order…' in order.text

@@ -9,31 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import update
 
-from catalog.users.models import Role, User
 from tests.helpers import product_payload
-from tests.web.conftest import BROWSER
 from tests.web.test_account import _TOKEN, _field, _form, _product, _sign_up
 
 _VERSION = re.compile(r'name="version" value="(\d+)"')
-
-
-@pytest.fixture
-async def staff(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser signed in to the pages as an admin."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://catalog.test", headers=BROWSER
-    ) as browser:
-        await _sign_up(browser, "staff@example.com")
-        # Made staff after signing up: the role is read from the database on each page.
-        async with app.state.engine.begin() as connection:
-            await connection.execute(
-                update(User).where(User.email == "staff@example.com").values(role=Role.ADMIN)
-            )
-        yield browser
 
 
 async def test_a_customer_is_refused_the_staff_pages(browser: httpx.AsyncClient) -> None:

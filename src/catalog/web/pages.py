@@ -8,14 +8,18 @@ rendered on the event loop.
 
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
-from functools import cache
+from decimal import Decimal
+from functools import cache, lru_cache
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode
 
 import pydantic
+from babel import Locale
+from babel.numbers import format_currency, get_decimal_symbol
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.routing import APIRoute
@@ -161,6 +165,34 @@ def frame_value(name: str) -> Callable[[Callable[[Request], Any]], Callable[[Req
         return function
 
     return register
+
+
+@lru_cache(maxsize=65_536)
+def _money(amount: Decimal, currency: str, locale: str) -> str:
+    # Cached: Babel takes about 10 us a price, and a results page shows twenty; the
+    # same prices come back page after page.
+    return format_currency(amount, currency, locale=Locale.parse(locale))
+
+
+@frame_value("money")
+def _money_of(request: Request) -> Callable[[Decimal], str]:
+    """A price as the shop writes it: its currency, the locale's grouping and decimal
+    mark ("$1,234.50", "1.234,50 €")."""
+    settings = request.app.state.settings
+    return lambda amount: _money(amount, settings.currency, settings.locale)
+
+
+_DECIMAL_COMMA = re.compile(r"[0-9]{1,10},[0-9]{1,2}")
+
+
+def decimal_point(text: str, locale: str) -> str:
+    """A price typed in a form, with the locale's decimal comma ("19,99" where the
+    locale writes 19,99) read as the API writes it ("19.99"); anything else as it is,
+    for the field's own checks. Grouped amounts ("1.234,56") are not guessed at."""
+    stripped = text.strip()
+    if get_decimal_symbol(locale) == "," and _DECIMAL_COMMA.fullmatch(stripped):
+        return stripped.replace(",", ".")
+    return text
 
 
 def render_fragment(request: Request, template: str, context: Mapping[str, Any]) -> str:

@@ -17,7 +17,7 @@ from catalog.products import service as product_service
 from catalog.products.router import ProductId
 from catalog.products.schemas import IN_WORDS, ProductQuery, ProductSort, normal_category
 from catalog.requestid import current_request_id
-from catalog.web.pages import PageRoute, mistakes, path_to, redirect, render
+from catalog.web.pages import PageRoute, decimal_point, mistakes, path_to, redirect, render
 from catalog.web.visitors import VisitorDep, csrf_token
 
 __all__ = ["router"]
@@ -78,10 +78,14 @@ async def home(
     )
 
 
-def _given(request: Request) -> dict[str, str]:
-    """The query as the form sent it: a field left empty is a filter not given."""
+_PRICES = ("price_min", "price_max")
+
+
+def _given(request: Request, locale: str) -> dict[str, str]:
+    """The query as the form sent it (a field left empty is a filter not given), its
+    prices also with the locale's decimal comma."""
     return {
-        name: value
+        name: decimal_point(value, locale) if name in _PRICES else value
         for name, value in request.query_params.items()
         if value != "" and name in ProductQuery.model_fields and name not in _NOT_TAKEN
     }
@@ -101,7 +105,7 @@ async def search(
     sent = request.query_params.multi_items()
     if any(value == "" for _, value in sent):
         return redirect(request, "/search", [(name, value) for name, value in sent if value])
-    given = _given(request)
+    given = _given(request, settings.locale)
     categories = await request.app.state.category_cache.get(reader)
     context: dict[str, Any] = {
         "given": given,

@@ -46,6 +46,7 @@ from catalog.web.pages import (
     PageRoute,
     Redirect,
     ShowPage,
+    decimal_point,
     mistakes,
     redirect,
     render,
@@ -246,10 +247,14 @@ def _product_form(
     }
 
 
-def _read(model: type[_Model], entered: dict[str, str], context: dict[str, Any]) -> _Model:
-    """The form's text read by the API's own schema, or the form shown again (422)."""
+def _read(
+    model: type[_Model], entered: dict[str, str], context: dict[str, Any], locale: str
+) -> _Model:
+    """The form's text read by the API's own schema (a price also with the locale's
+    decimal comma), or the form shown again (422)."""
+    typed = {**entered, "price": decimal_point(entered["price"], locale)}
     try:
-        return model.model_validate(transfer.from_text(entered))
+        return model.model_validate(transfer.from_text(typed))
     except (pydantic.ValidationError, ValueError) as error:
         context["mistakes"] = mistakes(error, _LABELS, IN_WORDS)
         raise ShowPage("staff/edit.html", context, status_code=422) from None
@@ -269,7 +274,7 @@ async def create_product(
 ) -> Response:
     """Create the product as `POST /products` does."""
     context = _product_form(request, settings, entered, product=None)
-    data = _read(ProductCreate, entered, context)
+    data = _read(ProductCreate, entered, context, settings.locale)
     try:
         product = await product_service.create(session=session, data=data)
     except ConflictError as error:
@@ -316,7 +321,7 @@ async def save_product(
     context = _product_form(
         request, settings, entered, product=saved, version=version, opened=opened, back=_back(back)
     )
-    mine = _read(ProductUpdate, entered, context)
+    mine = _read(ProductUpdate, entered, context, settings.locale)
     base = _opened_version(opened)
     if base is None and saved.version == version:
         base = _opened_version(_as_text(saved))  # an older form: nothing saved since
