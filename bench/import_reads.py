@@ -25,13 +25,9 @@ import time
 from pathlib import Path
 
 import httpx
-from common import catalog_server, database_url, seeded_schema
-from sqlalchemy import insert
+from common import catalog_server, create_admin, database_url, seeded_schema
 
 from catalog.config import Settings
-from catalog.db.base import utcnow
-from catalog.db.engine import create_engine
-from catalog.users.models import Role, User
 from catalog.users.security import create_access_token
 from catalog.web.visitors import PAGES_AUDIENCE, SESSION_COOKIE
 
@@ -53,24 +49,6 @@ def write_file(path: Path, mib: int, bad: float) -> int:
                 f"{price},{rng.randint(0, 500)},posters\n"
             )
     return rows
-
-
-async def staff_id(url: str) -> int:
-    engine = create_engine(Settings(database_url=url), pooled=False)
-    try:
-        async with engine.begin() as connection:
-            result = await connection.execute(
-                insert(User).values(
-                    email=f"staff-{time.time_ns()}@example.com",
-                    password_hash="unusable",
-                    role=Role.ADMIN.value,
-                    created_at=utcnow(),
-                    updated_at=utcnow(),
-                )
-            )
-        return int(result.inserted_primary_key[0])  # type: ignore[index]
-    finally:
-        await engine.dispose()
 
 
 def read_until(base_url: str, products: int, stop: threading.Event, limit: int) -> list[float]:
@@ -119,7 +97,7 @@ def main() -> None:
         url = database_url(args.backend, workdir)
         asyncio.run(seeded_schema(url, args.products))
         token, _ = create_access_token(
-            asyncio.run(staff_id(url)), Settings(), audience=PAGES_AUDIENCE, ttl=3600
+            asyncio.run(create_admin(url)), Settings(), audience=PAGES_AUDIENCE, ttl=3600
         )
         upload = workdir / "big.csv"
         rows = write_file(upload, args.mib, args.bad)

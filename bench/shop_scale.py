@@ -44,17 +44,14 @@ import time
 from pathlib import Path
 
 import httpx
-from common import catalog_server, database_url, seeded_schema
-from sqlalchemy import insert
+from common import catalog_server, create_admin, database_url, seeded_schema
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from catalog.config import Settings
-from catalog.db.base import utcnow
 from catalog.db.bulk import settle
 from catalog.db.engine import create_engine
 from catalog.models import migrations
 from catalog.products import repository, seed
-from catalog.users.models import Role, User
 from catalog.users.security import create_access_token
 from catalog.web.visitors import PAGES_AUDIENCE, SESSION_COOKIE
 
@@ -90,17 +87,7 @@ async def _prepared(url: str, products: int, reuse: bool) -> tuple[float | None,
             started = time.perf_counter()
             await seeded_schema(url, products)
             seconds = time.perf_counter() - started
-        async with engine.begin() as connection:
-            result = await connection.execute(
-                insert(User).values(
-                    email=f"staff-{time.time_ns()}@example.com",
-                    password_hash="unusable",
-                    role=Role.ADMIN.value,
-                    created_at=utcnow(),
-                    updated_at=utcnow(),
-                )
-            )
-        return seconds, int(result.inserted_primary_key[0])  # type: ignore[index]
+        return seconds, await create_admin(url)
     finally:
         await engine.dispose()
 

@@ -9,7 +9,6 @@ chooses, and nothing is overwritten behind their back.
 
 import asyncio
 import csv
-import enum
 import logging
 import shutil
 import tempfile
@@ -38,6 +37,7 @@ from catalog.products.schemas import (
     ProductCreate,
     ProductQuery,
     ProductRead,
+    ProductSort,
     ProductUpdate,
 )
 from catalog.users import repository as users
@@ -95,17 +95,6 @@ async def _staff_by_reader(request: Request, visitor: VisitorDep, reader: Reader
 
 
 Text = Annotated[str, Form(max_length=20_000)]
-
-
-class ListedSort(enum.StrEnum):
-    """The columns the staff's list sorts by (each has its index)."""
-
-    ID = "id"
-    ID_DESC = "-id"
-    NAME = "name"
-    NAME_DESC = "-name"
-    PRICE = "price"
-    PRICE_DESC = "-price"
 
 
 _LIST_PATH = "/staff/products"
@@ -193,7 +182,7 @@ async def products(
     settings: SettingsDep,
     q: Annotated[str, Query(max_length=200)] = "",
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
-    sort: Annotated[ListedSort | None, Query()] = None,
+    sort: Annotated[ProductSort | None, Query()] = None,
     saved: Annotated[int | None, Query(ge=1)] = None,
     kept: Annotated[str, Query(max_length=200)] = "",
     deleted: Annotated[int | None, Query(ge=1)] = None,
