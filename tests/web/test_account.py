@@ -157,6 +157,10 @@ async def test_sign_in_with_a_wrong_password_shows_the_form_again(
     assert response.status_code == 400
     assert "The email or the password is wrong." in response.text
     assert 'value="shopper@example.com"' in response.text
+    # The focus is on the password to type again, which the problem describes.
+    assert re.search(
+        r'<input id="password"[^>]* aria-describedby="signin-problem" autofocus>', response.text
+    )
     response = await _form(
         browser,
         "/signin",

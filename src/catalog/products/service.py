@@ -117,9 +117,11 @@ async def read(*, reader: Reader, product_id: int) -> ProductRead:
 
 
 async def find_by_sku(*, reader: Reader, text: str) -> ProductRead | None:
-    """The product whose SKU is exactly `text` (as typed in a search box), if any."""
+    """The product whose SKU is exactly `text` (as typed in a search box), if any. Only
+    text of a SKU's form with a digit in it is looked up: SKUs carry numbers, and a
+    search for words ("dinosaurs") costs no extra statement."""
     text = text.strip()
-    if not SKU.fullmatch(text):
+    if not SKU.fullmatch(text) or not any(character.isdigit() for character in text):
         return None
     row = await repository.read_by_sku(reader, text)
     return ProductRead.model_validate(row) if row is not None else None
