@@ -214,6 +214,8 @@ async def products(
         "listed": listed,
         "by_sku": by_sku,
         "back": here,
+        # Once, not once a row: the edit links of the fifty rows all carry it.
+        "back_query": urlencode({"back": here}),
         "page": page,
         "saved": saved,
         "kept": [_LABELS[name].lower() for name in kept.split(",") if name in _LABELS],
