@@ -416,6 +416,7 @@ async def delete_product(
     product_id: ProductId,
     staff: Staff,
     session: SessionDep,
+    reader: ReaderDep,
     settings: SettingsDep,
     version: Annotated[int, Form(ge=1, le=2**31 - 1)],
     back: Back = None,
@@ -428,7 +429,9 @@ async def delete_product(
             session=session, product_id=product_id, if_match=f'"{version}"'
         )
     except ConflictError as error:
-        product = await product_service.get(session=session, product_id=product_id)
+        # Read by the Reader: PostgreSQL has aborted the session's transaction at the
+        # refused DELETE, and it rolls back when the page is answered.
+        product = await product_service.read(reader=reader, product_id=product_id)
         values = _as_text(product)
         context = {
             "product": product,
