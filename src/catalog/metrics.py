@@ -284,12 +284,21 @@ _COUNTERS = {
 
 
 def figures(*, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The pool's gauges and the running totals of requests, errors and latency, summed
+    """The pool's gauges and the running totals of requests, 4xx (`client_errors`) and 5xx
+    (`errors`) answers and latency, summed
     over routes (those under `leave_out` not counted: a page polling for these figures
     would otherwise show up in them). The same samples as /metrics, in one JSON object:
     a reader takes two and divides the differences by the time between them."""
     totals: dict[str, float] = dict.fromkeys(
-        [*_GAUGES.values(), *_COUNTERS.values(), "requests", "errors", "unavailable"], 0.0
+        [
+            *_GAUGES.values(),
+            *_COUNTERS.values(),
+            "requests",
+            "client_errors",
+            "errors",
+            "unavailable",
+        ],
+        0.0,
     )
     totals |= {"latency_sum": 0.0, "latency_count": 0.0}
     buckets: dict[str, float] = {}
@@ -304,7 +313,9 @@ def figures(*, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
                 totals[_COUNTERS[name]] += value
             elif name == "catalog_http_requests_total":
                 totals["requests"] += value
-                if labels["status"].startswith("5"):
+                if labels["status"].startswith("4"):
+                    totals["client_errors"] += value
+                elif labels["status"].startswith("5"):
                     totals["errors"] += value
                 if labels["status"] == "503":
                     totals["unavailable"] += value

@@ -96,5 +96,43 @@ async def test_the_figures_count_503s_and_leave_their_own_requests_out(
             assert during["checked_out"] >= 1
 
     assert during["unavailable"] - before["unavailable"] == 2
+    assert during["errors"] - before["errors"] == 2  # 5xx
     assert during["timeouts"] - before["timeouts"] == 2
     assert during["requests"] - before["requests"] == 2  # the polls are not counted
+
+
+async def test_the_figures_count_4xx_apart_from_5xx(backend: Backend) -> None:
+    async with serving(backend.settings(metrics_public=True)) as (_app, client):
+        before = (await client.get("/operator/figures")).json()
+        assert (await client.get("/products/999999")).status_code == 404
+        assert (await client.get("/products/abc")).status_code == 422
+        after = (await client.get("/operator/figures")).json()
+
+    assert after["client_errors"] - before["client_errors"] == 2
+    assert after["errors"] - before["errors"] == 0
+
+
+async def test_the_page_keeps_what_is_now_apart_from_running_totals(
+    browser: httpx.AsyncClient, app: FastAPI, admin_id: int
+) -> None:
+    await _sign_up(browser)
+    async with app.state.engine.begin() as connection:
+        await connection.execute(
+            update(User).where(User.email == "shopper@example.com").values(role=Role.ADMIN)
+        )
+    page = (await browser.get("/operator")).text
+
+    now, totals = page.split("<h2>Now</h2>")[1].split("<h2>Totals since the service started</h2>")
+    assert re.findall(r"<dt>([^<]+)</dt>", now) == [
+        "Pool size",
+        "Checked out",
+        "Overflow",
+        "Waiting",
+    ]
+    assert re.findall(r"<dt>([^<]+)</dt>", totals) == [
+        "Requests", "4xx answers", "5xx answers", "of which 503", "Pool timeouts",
+        "Connections opened",
+    ]  # fmt: skip
+    for chart in ("4xx answers per second", "5xx answers per second"):
+        assert chart in page
+    assert page.count('<p class="x-axis" aria-hidden="true"><span>5 min ago</span>') == 10

@@ -34,6 +34,8 @@
     unavailable: rate("unavailable"),
     timeouts: rate("timeouts"),
     requests: rate("requests"),
+    client_errors: rate("client_errors"),
+    errors: rate("errors"),
     p95: p95,
     connects: rate("connects"),
   };
@@ -66,7 +68,7 @@
         .filter(Boolean)
         .join(" ")
     );
-    figure.classList.toggle("alarm", (key === "unavailable" || key === "timeouts" || key === "waiting") && points.slice(-10).some((v) => v > 0));
+    figure.classList.toggle("alarm", (key === "unavailable" || key === "timeouts" || key === "waiting" || key === "errors") && points.slice(-10).some((v) => v > 0));
     figure.querySelector("[data-now]").textContent = shown(points.length ? points[points.length - 1] : null);
     figure.querySelector("[data-max]").textContent = shown(top);
   }
