@@ -1,6 +1,7 @@
 """The application factory: `create_app()` wires settings, engine, routers and errors."""
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -33,7 +34,7 @@ from catalog.startup import check_database
 from catalog.tracing import instrument_app, instrument_engine
 from catalog.users.router import router as users_router
 from catalog.users.security import PasswordHasher
-from catalog.web import IMPORT_PATH, STATIC_PATH, error_page, static_files
+from catalog.web import IMPORT_PATH, STATIC_PATH, error_page, figure_history, static_files
 from catalog.web import router as web_router
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             app.state.replica, app.state.replica_reader, app.state.replica_sessionmaker = replica
             app.state.commit_position = partial(replica[0].commit_position, reader)
             metrics.observe_replica(replica[0])
+        # The operator page's last five minutes, sampled while the service runs.
+        stack.push_async_callback(_stopped, asyncio.create_task(app.state.figure_history.run()))
         app.state.password_hasher = PasswordHasher.from_settings(settings)
         app.state.rate_limits = rate_limits = RateLimits(settings)
         if app.state.freeze_gc:
@@ -94,6 +97,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await rate_limits.aclose()
         await engine.dispose()
         metrics.mark_worker_stopped()
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @asynccontextmanager
@@ -171,6 +180,7 @@ def create_app(
     app.state.settings = settings or get_settings()
     app.state.freeze_gc = freeze_gc
     app.state.category_cache = product_service.CategoryCache(app.state.settings.categories_ttl)
+    app.state.figure_history = figure_history()
     # A browser's problems are pages, on every route (catalog.errors.handle_error).
     app.state.problem_page = error_page
     install_error_handling(app)

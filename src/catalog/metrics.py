@@ -6,8 +6,10 @@ and `/metrics`, whichever worker answers, adds them all up (prometheus-client's
 multiprocess mode). Pool gauges are summed over live workers.
 """
 
+import asyncio
 import os
 import time
+from collections import deque
 from contextvars import ContextVar
 from typing import Any
 
@@ -46,6 +48,7 @@ __all__ = [
     "READS_ROUTED",
     "REPLICA_LAG",
     "REPLICA_USABLE",
+    "FigureHistory",
     "RequestMetricsMiddleware",
     "current_route",
     "figures",
@@ -335,3 +338,31 @@ def figures(*, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
         **totals,
         "latency_buckets": [[float(bound), count] for bound, count in by_bound],
     }
+
+
+class FigureHistory:
+    """The last `keep` samples of `figures()`, one taken every `interval` seconds while
+    the service runs: a page opened during an incident shows what led to it, not only
+    what it sees from then on. Each worker keeps its own (with several workers, of the
+    figures they share). About a millisecond of work a second."""
+
+    def __init__(
+        self, *, keep: int = 300, interval: float = 1.0, leave_out: tuple[str, ...] = ()
+    ) -> None:
+        self.interval = interval
+        self.leave_out = leave_out
+        self._samples: deque[dict[str, Any]] = deque(maxlen=keep)
+
+    def sample(self) -> None:
+        """Take one sample now."""
+        self._samples.append(figures(leave_out=self.leave_out))
+
+    def samples(self) -> list[dict[str, Any]]:
+        """The samples kept, oldest first."""
+        return list(self._samples)
+
+    async def run(self) -> None:
+        """Take a sample every `interval` seconds until cancelled."""
+        while True:
+            self.sample()
+            await asyncio.sleep(self.interval)

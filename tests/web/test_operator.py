@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.config import Settings
 from catalog.users.models import Role, User
+from catalog.users.security import create_access_token
+from catalog.web.operator import OPERATOR_AUDIENCE
 from tests.conftest import Backend
 from tests.helpers import bearer, serving
 from tests.web.test_account import _sign_up
@@ -136,3 +138,37 @@ async def test_the_page_keeps_what_is_now_apart_from_running_totals(
     for chart in ("4xx answers per second", "5xx answers per second"):
         assert chart in page
     assert page.count('<p class="x-axis" aria-hidden="true"><span>5 min ago</span>') == 10
+
+
+async def test_the_server_keeps_the_last_minutes_for_a_page_opened_later(
+    backend: Backend,
+) -> None:
+    settings = backend.settings(pool_size=1, max_overflow=0, pool_timeout=0.2, metrics_public=True)
+    async with serving(settings) as (app, client):
+        history = app.state.figure_history
+        history.sample()  # before the incident (the lifespan's task also takes one a second)
+        async with app.state.engine.connect() as holder:  # the pool's only connection
+            await holder.execute(text("SELECT 1"))
+            refused = [await client.get("/products/1") for _ in range(3)]
+            assert [response.status_code for response in refused] == [503, 503, 503]
+        history.sample()  # after it
+        # A page opened now starts its charts from what the server kept.
+        kept = await client.get("/operator/history")
+
+    assert kept.status_code == 200
+    assert kept.headers["Cache-Control"] == "no-store"
+    samples = kept.json()
+    assert samples == sorted(samples, key=lambda sample: sample["time"])
+    assert samples[-1]["unavailable"] - samples[0]["unavailable"] >= 3
+    assert len(samples) <= 300
+
+
+async def test_the_history_needs_the_operator_pages_token(backend: Backend) -> None:
+    async with serving(backend.settings(metrics_public=False)) as (app, client):
+        client.headers.pop("Authorization")
+        refused = await client.get("/operator/history", headers={"Accept": "*/*"})
+        token, _ = create_access_token(1, app.state.settings, audience=OPERATOR_AUDIENCE)
+        kept = await client.get("/operator/history", headers={"Authorization": f"Bearer {token}"})
+
+    assert refused.status_code == 401
+    assert kept.status_code == 200

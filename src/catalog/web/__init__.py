@@ -7,6 +7,7 @@
 from fastapi import APIRouter
 
 from catalog.web import account, operator, shop, staff
+from catalog.web.operator import figure_history
 from catalog.web.pages import STATIC_PATH, error_page, static_files
 from catalog.web.router import router as browse
 
@@ -19,4 +20,11 @@ router.include_router(operator.pages)
 router.include_router(operator.router)
 IMPORT_PATH = staff.IMPORT_PATH
 
-__all__ = ["IMPORT_PATH", "STATIC_PATH", "error_page", "router", "static_files"]
+__all__ = [
+    "IMPORT_PATH",
+    "STATIC_PATH",
+    "error_page",
+    "figure_history",
+    "router",
+    "static_files",
+]

@@ -18,14 +18,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from catalog.config import SettingsDep
 from catalog.db.session import SessionDep
 from catalog.errors import ForbiddenError, UnauthorizedError
-from catalog.metrics import figures
+from catalog.metrics import FigureHistory, figures
 from catalog.users import repository as users
 from catalog.users import security
 from catalog.users.models import Role
 from catalog.web.pages import PageRoute, Redirect, render
 from catalog.web.visitors import VisitorDep
 
-__all__ = ["router"]
+__all__ = ["figure_history", "pages", "router"]
 
 router = APIRouter(prefix="/operator", include_in_schema=False)
 pages = APIRouter(prefix="/operator", route_class=PageRoute, include_in_schema=False)
@@ -77,3 +77,16 @@ async def _may_read_figures(
 async def operator_figures() -> JSONResponse:
     """The figures the page draws: no database is read."""
     return JSONResponse(figures(leave_out=_OWN_ROUTES), headers={"Cache-Control": "no-store"})
+
+
+def figure_history() -> FigureHistory:
+    """The history that the app's lifespan keeps sampling (catalog.main)."""
+    return FigureHistory(leave_out=_OWN_ROUTES)
+
+
+@router.get("/history", dependencies=[Depends(_may_read_figures)])
+async def operator_history(request: Request) -> JSONResponse:
+    """The figures of the last five minutes, a sample a second, kept by this worker: the
+    page starts its charts from them."""
+    history: FigureHistory = request.app.state.figure_history
+    return JSONResponse(history.samples(), headers={"Cache-Control": "no-store"})

@@ -109,6 +109,17 @@
       tell("The service does not answer.", "error");
     }
   }
-  poll();
-  setInterval(poll, 1000);
+  // The last five minutes as the server kept them: a page opened during an incident
+  // shows what led to it. Then a new sample every second.
+  async function start() {
+    try {
+      const answer = await fetch(root.dataset.history, { headers, cache: "no-store" });
+      if (answer.ok) samples.push(...(await answer.json()).slice(-KEEP));
+    } catch (error) {
+      // No history: the charts start from now.
+    }
+    await poll();
+    setInterval(poll, 1000);
+  }
+  start();
 })();
