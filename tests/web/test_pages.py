@@ -146,14 +146,19 @@ async def test_a_search_with_filters_finds_what_the_api_finds_and_pages_on(
     client: httpx.AsyncClient, shop: dict[str, int]
 ) -> None:
     query = "q=dinosaur&category=books&in_stock=true&price_max=25&sort=price&limit=1"
-    first = _html(await client.get(f"/search?{query}", headers=BROWSER))
+    shown = await client.get(f"/search?{query}", headers=BROWSER)
+    first = _html(shown)
     assert first.products() == [f"/product/{shop['tales']}"]
+    assert 'aria-current="page">Page 1</span>' in shown.text
     link = first.next_page()
     assert link is not None
     assert link.startswith("/search?")
-    second = _html(await client.get(link, headers=BROWSER))
+    assert link.endswith("&page=2")
+    shown = await client.get(link.replace("&amp;", "&"), headers=BROWSER)
+    second = _html(shown)
     assert second.products() == [f"/product/{shop['guide']}"]
     assert second.next_page() is None
+    assert 'aria-current="page">Page 2</span>' in shown.text
     # The same service as GET /products: the same products, in the same order.
     api = (await client.get(f"/products?{query.replace('limit=1', 'limit=10')}")).json()
     assert [item["id"] for item in api["items"]] == [shop["tales"], shop["guide"]]

@@ -91,6 +91,13 @@ def _given(request: Request, locale: str) -> dict[str, str]:
     }
 
 
+def _page_number(request: Request) -> int:
+    """Which page of its search this is, as the Next links count them (display only: the
+    cursor says where the page starts)."""
+    text = request.query_params.get("page", "")
+    return int(text) if text.isascii() and text.isdigit() and 1 < int(text) <= 10_000 else 1
+
+
 def _search_link(request: Request, query: dict[str, str]) -> str:
     return path_to(request, "/search", query)
 
@@ -130,10 +137,14 @@ async def search(
         )
     page = await product_service.list_products(reader=reader, settings=settings, query=query)
     unpaged = {name: value for name, value in given.items() if name not in ("cursor", "offset")}
+    number = _page_number(request) if "cursor" in given else 1
     context |= {
         "mistakes": [],
         "products": page.items,
-        "next_link": _search_link(request, {**unpaged, "cursor": page.next_cursor})
+        "page_number": number,
+        "next_link": _search_link(
+            request, {**unpaged, "cursor": page.next_cursor, "page": str(number + 1)}
+        )
         if page.next_cursor is not None
         else None,
         "first_link": _search_link(request, unpaged) if unpaged != given else None,
