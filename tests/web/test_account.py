@@ -362,3 +362,20 @@ async def test_a_tampered_cart_cookie_keeps_only_what_reads_as_order_lines(
     assert response.status_code == 200
     lines = len(re.findall(r'name="quantity-\d+" type="number"', response.text))
     assert lines == (1 if cookie.startswith("1x2") else 0)
+
+
+async def test_a_quantity_longer_than_any_number_leaves_its_line_as_it_was(
+    browser: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    atlas = await _product(client, "BK-1", name="Dinosaur atlas", stock=5)
+    await _form(browser, f"/product/{atlas}", "/cart", product_id=str(atlas), add="true")
+    cart = await browser.get("/cart")
+
+    updated = await browser.post(
+        "/cart/update",
+        data={"csrf_token": _field(_TOKEN, cart.text), f"quantity-{atlas}": "9" * 5000},
+    )
+
+    assert updated.status_code == 303
+    shown = await browser.get(updated.headers["location"])
+    assert re.findall(r'name="quantity-\d+"[^>]*value="(\d+)"', shown.text) == ["1"]

@@ -159,6 +159,10 @@ async def test_a_search_with_filters_finds_what_the_api_finds_and_pages_on(
     assert second.products() == [f"/product/{shop['guide']}"]
     assert second.next_page() is None
     assert 'aria-current="page">Page 2</span>' in shown.text
+    # A page number no page has is page 1 to the indicator, never a 500.
+    absurd = await client.get(link.replace("page=2", "page=" + "9" * 5000), headers=BROWSER)
+    assert absurd.status_code == 200
+    assert 'aria-current="page">Page 1</span>' in absurd.text
     # The same service as GET /products: the same products, in the same order.
     api = (await client.get(f"/products?{query.replace('limit=1', 'limit=10')}")).json()
     assert [item["id"] for item in api["items"]] == [shop["tales"], shop["guide"]]

@@ -92,10 +92,10 @@ def _root(request: Request) -> str:
     return str(request.scope.get("app_root_path", request.scope.get("root_path", "")))
 
 
-Query = Mapping[str, str] | Sequence[tuple[str, str]]
+QueryPairs = Mapping[str, str] | Sequence[tuple[str, str]]
 
 
-def path_to(request: Request, path: str, query: Query | None = None) -> str:
+def path_to(request: Request, path: str, query: QueryPairs | None = None) -> str:
     """A link to one of the service's own pages: relative, never built from Host."""
     link = _root(request) + path
     return f"{link}?{urlencode(query)}" if query else link
@@ -215,7 +215,7 @@ def stream(request: Request, chunks: AsyncIterator[str]) -> StreamingResponse:
     return finish(request, response)
 
 
-def redirect(request: Request, path: str, query: Query | None = None) -> Response:
+def redirect(request: Request, path: str, query: QueryPairs | None = None) -> Response:
     """303 See Other to one of the service's pages: after a form, the browser GETs it."""
     return finish(request, RedirectResponse(path_to(request, path, query), status_code=303))
 

@@ -95,7 +95,11 @@ def _page_number(request: Request) -> int:
     """Which page of its search this is, as the Next links count them (display only: the
     cursor says where the page starts)."""
     text = request.query_params.get("page", "")
-    return int(text) if text.isascii() and text.isdigit() and 1 < int(text) <= 10_000 else 1
+    # At most five digits before int(): a longer number is no page of ours, and past
+    # 4,300 digits int() itself refuses it (a 500).
+    if len(text) > 5 or not text.isascii() or not text.isdigit():
+        return 1
+    return int(text) if 1 < int(text) <= 10_000 else 1
 
 
 def _search_link(request: Request, query: dict[str, str]) -> str:

@@ -100,9 +100,10 @@ async def update_cart(request: Request, reader: ReplicaReaderDep) -> Response:
             del cart[product_id]
             continue
         text = form.get(f"quantity-{product_id}")
-        if not isinstance(text, str) or not text.strip().isascii() or not text.strip().isdigit():
-            continue  # left as it was: a field the browser did not send, or not a number
-        quantity = min(int(text.strip()), MAX_QUANTITY)
+        typed = text.strip() if isinstance(text, str) else ""
+        if not typed.isascii() or not typed.isdigit() or len(typed) > 6:
+            continue  # left as it was: not sent, not a number, or longer than any quantity
+        quantity = min(int(typed), MAX_QUANTITY)
         if quantity == 0:
             del cart[product_id]
         else:
