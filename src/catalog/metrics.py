@@ -362,7 +362,8 @@ class FigureHistory:
         return list(self._samples)
 
     async def run(self) -> None:
-        """Take a sample every `interval` seconds until cancelled."""
+        """Take a sample every `interval` seconds until cancelled, the first one
+        `interval` after the start: nothing runs beside the service's start-up."""
         while True:
-            self.sample()
             await asyncio.sleep(self.interval)
+            self.sample()
