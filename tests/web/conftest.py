@@ -31,7 +31,7 @@ async def staff(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         transport=transport, base_url="http://catalog.test", headers=BROWSER
     ) as browser:
-        from tests.web.test_account import _sign_up  # its sign-up form, filled in
+        from tests.web.test_account import _form, _sign_up  # its forms, filled in
 
         await _sign_up(browser, "staff@example.com")
         # Made staff after signing up: the role is read from the database on each page.
@@ -39,4 +39,10 @@ async def staff(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             await connection.execute(
                 update(User).where(User.email == "staff@example.com").values(role=Role.ADMIN)
             )
+        # Signed in again, as staff would be: the session then shows the Staff link.
+        browser.cookies.delete("catalog_session")
+        signed_in = await _form(
+            browser, "/signin", "/signin", email="staff@example.com", password="dinosaurs rule"
+        )
+        assert signed_in.status_code == 303, signed_in.text
         yield browser

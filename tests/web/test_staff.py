@@ -23,6 +23,39 @@ async def test_a_customer_is_refused_the_staff_pages(browser: httpx.AsyncClient)
     assert "for the shop&#39;s staff" in response.text
 
 
+_STAFF_LINK = '<a href="/staff/products">Staff</a>'
+
+
+async def test_the_header_shows_staff_a_staff_link_and_no_one_else(
+    staff: httpx.AsyncClient, browser: httpx.AsyncClient
+) -> None:
+    assert _STAFF_LINK in (await staff.get("/")).text
+    assert _STAFF_LINK not in (await browser.get("/")).text  # a guest
+    await _sign_up(browser)
+    assert _STAFF_LINK not in (await browser.get("/")).text  # a customer
+
+
+async def test_a_forged_staff_claim_opens_no_staff_page(
+    browser: httpx.AsyncClient, app: Any
+) -> None:
+    # The claim only shows the link: with a customer's id, the pages still say no.
+    from catalog.users.security import create_access_token, decode_access_token
+    from catalog.web.visitors import PAGES_AUDIENCE, SESSION_COOKIE
+
+    await _sign_up(browser)
+    session = browser.cookies.get(SESSION_COOKIE)
+    assert session is not None
+    settings = app.state.settings
+    customer = decode_access_token(session, settings, audience=PAGES_AUDIENCE)
+    assert not customer.staff
+    token, _ = create_access_token(
+        customer.user_id, settings, audience=PAGES_AUDIENCE, ttl=600, staff=True
+    )
+    browser.cookies.set(SESSION_COOKIE, token, domain="catalog.test")
+    assert _STAFF_LINK in (await browser.get("/")).text
+    assert (await browser.get("/staff/products")).status_code == 403
+
+
 async def test_a_guest_is_sent_to_sign_in(browser: httpx.AsyncClient) -> None:
     response = await browser.get("/staff/products")
     assert response.status_code == 303

@@ -22,13 +22,13 @@ async def get_by_email(session: AsyncSession, email: str) -> User | None:
 
 
 _USERS = User.__table__
-_CREDENTIALS = select(_USERS.c.id, _USERS.c.password_hash).where(
+_CREDENTIALS = select(_USERS.c.id, _USERS.c.password_hash, _USERS.c.role).where(
     _USERS.c.email == bindparam("email")
 )
 
 
 async def credentials(reader: Reader, email: str) -> Row[Any] | None:
-    """The id and password hash of the user with this (canonical) email, or None: read
+    """The id, password hash and role of the user with this (canonical) email, or None: read
     on a connection that goes back to the pool before the password is checked."""
     return await reader.one_or_none(_CREDENTIALS, {"email": email})
 

@@ -95,10 +95,18 @@ class PasswordHasher:
 class TokenClaims:
     user_id: int
     expires_at: int
+    # What the account's role was when the token was made: for showing (the pages'
+    # Staff link), never for deciding, which reads the role from the database.
+    staff: bool = False
 
 
 def create_access_token(
-    user_id: int, settings: Settings, *, audience: str | None = None, ttl: int | None = None
+    user_id: int,
+    settings: Settings,
+    *,
+    audience: str | None = None,
+    ttl: int | None = None,
+    staff: bool = False,
 ) -> tuple[str, int]:
     """A signed token for `user_id` and its lifetime in seconds (`ttl`, else the
     access tokens' own). A token with an `audience` is valid only where that audience
@@ -108,6 +116,8 @@ def create_access_token(
     payload: dict[str, str | int] = {"sub": str(user_id), "iat": now, "exp": now + ttl}
     if audience is not None:
         payload["aud"] = audience
+    if staff:
+        payload["staff"] = 1
     token = jwt.encode(payload, settings.signing_secret.get_secret_value(), algorithm=_ALGORITHM)
     return token, ttl
 
@@ -137,4 +147,6 @@ def decode_access_token(
         raise jwt.InvalidTokenError("exp is not a number")
     if not math.isfinite(expires_at):  # JSON parsers take NaN, and NaN compares as unexpired
         raise jwt.InvalidTokenError("exp is not a finite number")
-    return TokenClaims(user_id=int(subject), expires_at=int(expires_at))
+    return TokenClaims(
+        user_id=int(subject), expires_at=int(expires_at), staff=payload.get("staff") == 1
+    )

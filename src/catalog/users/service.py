@@ -1,5 +1,7 @@
 """Rules of the users domain: sign-up, sign-in. Flushes, never commits."""
 
+from dataclasses import dataclass
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,7 +13,15 @@ from catalog.users import repository, security
 from catalog.users.models import Role, User
 from catalog.users.schemas import MAX_PASSWORD_LENGTH, Token, UserCreate, canonical_email
 
-__all__ = ["account_key", "authenticate", "create", "verify_credentials"]
+__all__ = ["Account", "account_key", "authenticate", "create", "verify_credentials"]
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """Whom credentials opened: the account's id and its role at that moment."""
+
+    id: int
+    role: Role
 
 
 def account_key(email: str) -> str:
@@ -48,8 +58,8 @@ async def create(
 
 async def verify_credentials(
     *, reader: Reader, hasher: security.PasswordHasher, email: str, password: str
-) -> int:
-    """The id of the account these credentials open; UnauthorizedError otherwise,
+) -> Account:
+    """The account these credentials open; UnauthorizedError otherwise,
     equally slow either way. Both sign-ins come here: the API's token, the pages' cookie.
 
     The account is read on a connection borrowed for that one statement: the password
@@ -61,7 +71,7 @@ async def verify_credentials(
     if account is None:
         await hasher.verify_of_nobody(password)
     elif await hasher.verify(password, account.password_hash):
-        return int(account.id)
+        return Account(id=int(account.id), role=Role(account.role))
     raise UnauthorizedError("The email or the password is wrong.")
 
 
@@ -74,6 +84,6 @@ async def authenticate(
     settings: Settings,
 ) -> Token:
     """A token for valid credentials; UnauthorizedError otherwise (verify_credentials)."""
-    user_id = await verify_credentials(reader=reader, hasher=hasher, email=email, password=password)
-    token, expires_in = security.create_access_token(user_id, settings)
+    account = await verify_credentials(reader=reader, hasher=hasher, email=email, password=password)
+    token, expires_in = security.create_access_token(account.id, settings)
     return Token(access_token=token, expires_in=expires_in)

@@ -88,13 +88,13 @@ async def sign_in_form(
     """Sign in as `POST /auth/token` does, and keep the session in an HttpOnly cookie."""
     await rate_limits.sign_in(request, user_service.account_key(email))
     try:
-        user_id = await user_service.verify_credentials(
+        account = await user_service.verify_credentials(
             reader=reader, hasher=hasher, email=email, password=password
         )
     except UnauthorizedError as error:
         context = _form(request, settings, next=_next(next), email=email, problem=error.detail)
         return render(request, "signin.html", context, status_code=400)
-    sign_in(request, user_id, settings)
+    sign_in(request, account.id, settings, staff=account.role == Role.ADMIN)
     return redirect(request, _next(next))
 
 
@@ -134,7 +134,7 @@ async def sign_up_form(
         context["problem"] = "There is already an account with this email: sign in instead."
         # Raised, not returned: the session rolls back the failed insert.
         raise ShowPage("signup.html", context, status_code=409) from None
-    sign_in(request, user.id, settings)
+    sign_in(request, user.id, settings, staff=False)
     return redirect(request, _next(next))
 
 

@@ -59,9 +59,12 @@ _CSRF_VALUE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 @dataclass(frozen=True, slots=True)
 class Visitor:
-    """The browser's signed-in account (its id), or None for a guest."""
+    """The browser's signed-in account (its id), or None for a guest; `staff` when the
+    account was staff at sign-in (it shows the Staff link; the staff's pages read the
+    role from the database)."""
 
     user_id: int | None
+    staff: bool = False
 
     @property
     def signed_in(self) -> bool:
@@ -78,19 +81,19 @@ def set_cookie(request: Request, name: str, value: str | None, *, max_age: int |
     pending[name] = (value, max_age)
 
 
-def _session_token(request: Request, user_id: int, settings: Settings) -> None:
+def _session_token(request: Request, user_id: int, settings: Settings, *, staff: bool) -> None:
     token, ttl = security.create_access_token(
-        user_id, settings, audience=PAGES_AUDIENCE, ttl=settings.browser_session_ttl
+        user_id, settings, audience=PAGES_AUDIENCE, ttl=settings.browser_session_ttl, staff=staff
     )
     set_cookie(request, SESSION_COOKIE, token, max_age=ttl)
 
 
-def sign_in(request: Request, user_id: int, settings: Settings) -> None:
-    """Sign this browser in as `user_id`, with a new CSRF value (no form rendered for
-    the guest it was is valid for the account)."""
-    _session_token(request, user_id, settings)
+def sign_in(request: Request, user_id: int, settings: Settings, *, staff: bool) -> None:
+    """Sign this browser in as `user_id` (`staff`: its role is staff now), with a new
+    CSRF value (no form rendered for the guest it was is valid for the account)."""
+    _session_token(request, user_id, settings, staff=staff)
     set_cookie(request, CSRF_COOKIE, secrets.token_urlsafe(32), max_age=None)
-    request.state.visitor = Visitor(user_id)
+    request.state.visitor = Visitor(user_id, staff)
 
 
 def sign_out(request: Request) -> None:
@@ -110,9 +113,9 @@ async def _visitor(request: Request, settings: SettingsDep) -> Visitor:
         except jwt.InvalidTokenError:
             set_cookie(request, SESSION_COOKIE, None, max_age=None)  # expired or not ours
         else:
-            visitor = Visitor(claims.user_id)
+            visitor = Visitor(claims.user_id, claims.staff)
             if claims.expires_at - time.time() < settings.browser_session_ttl / 2:
-                _session_token(request, claims.user_id, settings)
+                _session_token(request, claims.user_id, settings, staff=claims.staff)
     request.state.visitor = visitor
     return visitor
 
