@@ -90,7 +90,13 @@ async def test_next_page_shows_other_products_of_the_same_search(page: "Page") -
     assert second
     assert not set(first) & set(second)
     await expect(page.locator(f"{_CARDS} .category")).to_have_text(["books"] * len(second))
-    await expect(page.get_by_role("link", name="First page")).to_be_visible()
+    await expect(page.get_by_text("Page 2", exact=True)).to_be_visible()
+
+    await page.get_by_role("link", name="Previous page").click()
+
+    await expect(page.get_by_text("Page 1", exact=True)).to_be_visible()
+    assert await _product_links(page) == first
+    await expect(page.get_by_role("link", name="Previous page")).to_have_count(0)
 
 
 async def test_a_product_opened_from_the_results_shows_its_price_and_stock(page: "Page") -> None:

@@ -62,12 +62,34 @@ async def walk(client: httpx.AsyncClient, params: dict[str, Any]) -> list[dict[s
         body = response.json()
         seen += body["items"]
         cursor = body["next_cursor"]
+        link = response.headers.get("link", "")
+        assert (body["previous_cursor"] is None) == (len(seen) == len(body["items"]))
+        if body["previous_cursor"] is not None:
+            assert f'cursor={body["previous_cursor"]}>; rel="prev"' in link
         if cursor is None:
-            assert "link" not in response.headers
+            assert 'rel="next"' not in link
             return seen
-        assert 'rel="next"' in response.headers["link"]
-        assert f"cursor={cursor}" in response.headers["link"]
+        assert f'cursor={cursor}>; rel="next"' in link
     pytest.fail("paging did not end")
+
+
+async def walk_back(
+    client: httpx.AsyncClient, params: dict[str, Any], cursor: str
+) -> list[dict[str, Any]]:
+    """Every page before `cursor` by Previous, in order; the Next of each page back
+    leads to the page that was left."""
+    seen: list[dict[str, Any]] = []
+    for _ in range(100):
+        body = (await client.get("/products", params={**params, "cursor": cursor})).json()
+        assert body["items"], body
+        assert body["next_cursor"] is not None
+        ahead = await client.get("/products", params={**params, "cursor": body["next_cursor"]})
+        assert ahead.json()["items"][0]["id"] not in {p["id"] for p in body["items"]}
+        seen = body["items"] + seen
+        cursor = body["previous_cursor"]
+        if cursor is None:
+            return seen
+    pytest.fail("paging back did not end")
 
 
 def _key(product: dict[str, Any], sort: str) -> Any:
@@ -91,6 +113,55 @@ async def test_cursor_paging_visits_every_product_once_in_sort_order(
     descending = sort.startswith("-")
     expected = sorted(catalog, key=lambda p: (_key(p, sort), p["id"]), reverse=descending)
     assert [p["id"] for p in seen] == [p["id"] for p in expected]
+
+
+@pytest.mark.parametrize(
+    "sort", ["id", "-id", "price", "-price", "name", "-name", "created_at", "-created_at"]
+)
+async def test_previous_pages_lead_back_to_the_first_in_the_same_order(
+    client: httpx.AsyncClient, catalog: list[dict[str, Any]], sort: str
+) -> None:
+    params = {"sort": sort, "limit": 7}
+    forward = await walk(client, params)
+    last = (await client.get("/products", params={**params, "offset": 56})).json()
+    assert last["items"] == forward[56:]
+    back = await walk_back(client, params, last["previous_cursor"])
+    assert [p["id"] for p in back] == [p["id"] for p in forward[:56]]
+    # Back at the start: the same first page as without a cursor, and no Previous.
+    first = (await client.get("/products", params=params)).json()
+    assert back[:7] == first["items"]
+    assert first["previous_cursor"] is None
+
+
+async def test_previous_pages_of_a_search_by_relevance(
+    client: httpx.AsyncClient, catalog: list[dict[str, Any]]
+) -> None:
+    params = {"q": "atlas", "limit": 4}
+    forward = await walk(client, params)
+    assert len(forward) > 8, "the data should give several pages"
+    second = (await client.get("/products", params=params)).json()["next_cursor"]
+    third = (await client.get("/products", params={**params, "cursor": second})).json()
+    back = await walk_back(client, params, third["previous_cursor"])
+    assert [p["id"] for p in back] == [p["id"] for p in forward[:4]]
+
+
+async def test_a_previous_cursor_is_signed_as_a_next_one_is(
+    client: httpx.AsyncClient, catalog: list[dict[str, Any]], app: Any
+) -> None:
+    from catalog.pagination import encode_cursor
+    from catalog.products.schemas import ProductFilters, ProductSort
+
+    scope = ProductFilters().scope(ProductSort.ID)
+    settings = app.state.settings
+    ids = sorted(p["id"] for p in catalog)
+    fifth = ids[4]
+    for position in ([fifth, fifth, "after"], [fifth, fifth, "before", 1], [fifth, "before"]):
+        cursor = encode_cursor(position, scope=scope, settings=settings)
+        assert_problem(await client.get("/products", params={"cursor": cursor}), 400)
+    good = encode_cursor([fifth, fifth, "before"], scope=scope, settings=settings)
+    body = (await client.get("/products", params={"cursor": good})).json()
+    assert [p["id"] for p in body["items"]] == ids[:4]
+    assert body["previous_cursor"] is None
 
 
 @pytest.mark.parametrize("sort", ["name", "-name"])

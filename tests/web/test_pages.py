@@ -54,6 +54,9 @@ class Page(HTMLParser):
     def next_page(self) -> str | None:
         return next((link["href"] for link in self.links if link.get("rel") == "next"), None)
 
+    def previous_page(self) -> str | None:
+        return next((link["href"] for link in self.links if link.get("rel") == "prev"), None)
+
     def products(self) -> list[str]:
         return [href for href in self.hrefs() if href.startswith("/product/")]
 
@@ -159,6 +162,16 @@ async def test_a_search_with_filters_finds_what_the_api_finds_and_pages_on(
     assert second.products() == [f"/product/{shop['guide']}"]
     assert second.next_page() is None
     assert 'aria-current="page">Page 2</span>' in shown.text
+    assert first.previous_page() is None
+    # Previous leads back to the first page: the same product, and no Previous there.
+    back = second.previous_page()
+    assert back is not None
+    shown_again = await client.get(back.replace("&amp;", "&"), headers=BROWSER)
+    again = _html(shown_again)
+    assert again.products() == [f"/product/{shop['tales']}"]
+    assert again.previous_page() is None
+    assert again.next_page() is not None
+    assert 'aria-current="page">Page 1</span>' in shown_again.text
     # A page number no page has is page 1 to the indicator, never a 500.
     absurd = await client.get(link.replace("page=2", "page=" + "9" * 5000), headers=BROWSER)
     assert absurd.status_code == 200
@@ -343,3 +356,65 @@ async def test_the_stylesheet_is_served_and_kept_for_a_year_under_its_versioned_
     assert ":focus-visible" in response.text
     unversioned = await client.get("/static/catalog.css")
     assert unversioned.headers["Cache-Control"] == "no-cache"
+
+
+def _count_line(html: str) -> str:
+    found = re.search(r'<p class="found-count">([^<]*)</p>', html)
+    assert found is not None, html
+    return found[1]
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("", "6 products"),
+        ("?category=books", "4 products"),
+        ("?category=garden", "1 product"),
+        ("?q=dinosaur", "5 products"),
+        ("?q=dinosaur&in_stock=true", "4 products"),
+        ("?category=books&price_max=12", "1 product"),
+    ],
+)
+async def test_results_say_how_many_products_match(
+    client: httpx.AsyncClient, shop: dict[str, int], query: str, said: str
+) -> None:
+    shown = await client.get(f"/search{query}", headers=BROWSER)
+    _html(shown)
+    assert _count_line(shown.text) == said
+
+
+async def test_a_broad_search_is_counted_up_to_a_bound_and_says_so(
+    client: httpx.AsyncClient, app: Any
+) -> None:
+    from sqlalchemy import insert
+
+    from catalog.products.models import Product
+    from catalog.products.repository import recount_categories
+    from catalog.products.service import COUNTED_UP_TO
+
+    rows = [
+        {
+            "sku": f"BULK-{number:05d}",
+            "name": f"Bulk lantern {number}",
+            "description": "",
+            "price": "5.00",
+            "stock": 1 if number < COUNTED_UP_TO else 0,
+            "category": "lamps",
+            "version": 1,
+        }
+        for number in range(COUNTED_UP_TO + 2)
+    ]
+    async with app.state.engine.begin() as connection:
+        await connection.execute(insert(Product), rows)
+        await recount_categories(connection)
+    # One category, and the whole catalog: exact, from the categories table.
+    exact = await client.get("/search?category=lamps", headers=BROWSER)
+    assert _count_line(exact.text) == "1,002 products"
+    assert _count_line((await client.get("/search", headers=BROWSER)).text) == "1,002 products"
+    # Anything else is counted no further than the bound, and says so.
+    for query in ("q=lantern", "category=lamps&price_min=1", "price_max=6"):
+        shown = await client.get(f"/search?{query}", headers=BROWSER)
+        assert _count_line(shown.text) == "More than 1,000 products (not counted further)"
+    # At the bound itself, exact.
+    shown = await client.get("/search?category=lamps&in_stock=true", headers=BROWSER)
+    assert _count_line(shown.text) == "1,000 products"

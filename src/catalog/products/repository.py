@@ -168,11 +168,15 @@ def _paged(
 
 
 # Built once per sort: the first page of an unfiltered listing, the busiest there is,
-# neither builds its SELECT nor computes its cache key again.
+# neither builds its SELECT nor computes its cache key again. Backward (a Previous page:
+# the rows before a cursor, nearest first) is the same order turned round.
 _PAGED = {
-    sort: _paged(select(_PRODUCTS), _C[sort.column], sort.descending, sort.descending)
+    (sort, backward): _paged(
+        select(_PRODUCTS), _C[sort.column], sort.descending != backward, sort.descending != backward
+    )
     for sort in ProductSort
     if sort is not ProductSort.RELEVANCE
+    for backward in (False, True)
 }
 
 
@@ -184,29 +188,35 @@ async def list_page(
     limit: int,
     offset: int = 0,
     after: tuple[Any, int] | None = None,
+    backward: bool = False,
 ) -> Sequence[Row[Any]]:
     """Matching products in `sort` order (ties by id): `limit` of them after the row
     `after` (its sort key and id), or from `offset`; as rows, each with its sort key
-    last (labelled `sort_key`)."""
+    last (labelled `sort_key`). `backward`: the `limit` rows before `after` instead,
+    nearest first (the caller turns them round)."""
     if sort is ProductSort.RELEVANCE:
         statement, found = _filtered(select(_PRODUCTS), filters, reader.dialect.name)
         if found is None:
             raise ValueError("relevance needs a search")
         # Most relevant first; equally relevant ones in id order.
-        statement = _paged(statement, found.rank, descending=True, ties_descending=False)
+        rank = found.rank
+        statement = _paged(statement, rank, descending=not backward, ties_descending=backward)
         if after is not None:
             value, last_id = after
-            rank = found.rank
-            statement = statement.where(or_(rank < value, and_(rank == value, _C.id > last_id)))
+            if backward:
+                statement = statement.where(or_(rank > value, and_(rank == value, _C.id < last_id)))
+            else:
+                statement = statement.where(or_(rank < value, and_(rank == value, _C.id > last_id)))
     else:
-        statement, _ = _filtered(_PAGED[sort], filters, reader.dialect.name)
+        statement, _ = _filtered(_PAGED[sort, backward], filters, reader.dialect.name)
         if after is not None:
             value, last_id = after
+            descending = sort.descending != backward
             if sort.column == "id":
-                statement = statement.where(_C.id < last_id if sort.descending else _C.id > last_id)
+                statement = statement.where(_C.id < last_id if descending else _C.id > last_id)
             else:
                 key = _C[sort.column]
-                statement = statement.where(_keyset(key, sort.descending, value, last_id))
+                statement = statement.where(_keyset(key, descending, value, last_id))
     return await reader.all(statement, {"page_limit": limit, "page_offset": offset})
 
 
@@ -303,6 +313,15 @@ async def count_matching(reader: Reader, filters: ProductFilters) -> int:
         select(func.count()).select_from(_PRODUCTS), filters, reader.dialect.name
     )
     return int(await reader.scalar_one(statement))
+
+
+async def count_matching_up_to(reader: Reader, filters: ProductFilters, most: int) -> int:
+    """How many products match, counted up to `most`: the scan stops there, so that
+    the count of a broad search costs what reading `most` rows does."""
+    matching, _ = _filtered(select(_C.id), filters, reader.dialect.name)
+    bounded = matching.limit(bindparam("count_limit")).subquery()
+    statement = select(func.count()).select_from(bounded)
+    return int(await reader.scalar_one(statement, {"count_limit": most}))
 
 
 async def estimate_matching(reader: Reader, filters: ProductFilters) -> int | None:

@@ -79,12 +79,19 @@ async def list_products(
     """Products matching every filter given, in `sort` order (ties by id), a page at a
     time. Page with `cursor` (cheap at any depth); `offset` is for small catalogs."""
     page = await product_service.list_products(reader=reader, settings=settings, query=query)
-    if page.next_cursor is not None:
+    links = [
+        (relation, cursor)
+        for relation, cursor in (("next", page.next_cursor), ("prev", page.previous_cursor))
+        if cursor is not None
+    ]
+    if links:
         # This request's query with the cursor in place of cursor and offset, built in
         # one go (cheaper than URL.remove_query_params().include_query_params()).
-        items = [(k, v) for k, v in request.query_params.multi_items() if k not in _PAGING]
-        items.append(("cursor", page.next_cursor))
-        response.headers["Link"] = f'<{link_to_this(request, urlencode(items))}>; rel="next"'
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k not in _PAGING]
+        response.headers["Link"] = ", ".join(
+            f'<{link_to_this(request, urlencode([*kept, ("cursor", cursor)]))}>; rel="{relation}"'
+            for relation, cursor in links
+        )
     response.headers["Cache-Control"] = settings.public_cache_control
     return page
 

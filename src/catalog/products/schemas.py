@@ -427,6 +427,7 @@ class ProductPage(BaseModel):
                 {
                     "items": [_EXAMPLE_READ],
                     "next_cursor": "eyJrIjpbNDJdfQ.2b1c",
+                    "previous_cursor": None,
                     "total": None,
                     "limit": 20,
                     "offset": 0,
@@ -439,6 +440,11 @@ class ProductPage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page (also in the Link header); "
         "null on the last page"
+    )
+    previous_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` for the page before this one (also in the Link "
+        'header, rel="prev"); null on the first page',
     )
     total: int | None = Field(
         description="How many products match: with count=exact, or the planner's "

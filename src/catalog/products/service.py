@@ -34,6 +34,7 @@ from catalog.products.schemas import (
     CategoryRead,
     CountMode,
     ProductCreate,
+    ProductFilters,
     ProductPage,
     ProductQuery,
     ProductRead,
@@ -43,8 +44,10 @@ from catalog.products.schemas import (
 from catalog.schemas import as_utc
 
 __all__ = [
+    "COUNTED_UP_TO",
     "CategoryCache",
     "Merge",
+    "ResultCount",
     "categories",
     "create",
     "delete",
@@ -55,6 +58,7 @@ __all__ = [
     "merge",
     "read",
     "read_many",
+    "result_count",
     "update",
 ]
 
@@ -135,7 +139,11 @@ async def read_many(
     return {row.id: ProductRead.model_validate(row) for row in rows}
 
 
-async def categories(*, reader: Reader, limit: int = 100) -> list[CategoryRead]:
+# How many categories the pages list (the home page's chips, the filter's options).
+_LISTED_CATEGORIES = 100
+
+
+async def categories(*, reader: Reader, limit: int = _LISTED_CATEGORIES) -> list[CategoryRead]:
     """The categories products are in, in order (at most `limit`), each with how many
     products it has: to browse by, and the counts beside the category filters."""
     rows = await repository.categories(reader, limit=limit)
@@ -163,6 +171,39 @@ class CategoryCache:
         listed = await categories(reader=reader)
         self._kept = (now, listed)
         return listed
+
+
+# A results page counts the matches up to this many, and says "more than" beyond.
+COUNTED_UP_TO = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class ResultCount:
+    """How many products a search finds: exactly `number`, or more than `number` when
+    `more` (counting all of a broad search at a million products means reading every
+    match: a planner's estimate would be cheaper, but differs between backends and can
+    be off tenfold)."""
+
+    number: int
+    more: bool = False
+
+
+async def result_count(
+    *, reader: Reader, filters: ProductFilters, categories: list[CategoryRead]
+) -> ResultCount:
+    """How many products match `filters`, as a results page says it. The whole catalog
+    and one category are exact, and free: the categories table keeps their counts
+    (`categories`, the kept list: complete unless it is as long as a list may be).
+    Anything else is counted up to COUNTED_UP_TO, a scan no longer than that."""
+    complete = len(categories) < _LISTED_CATEGORIES
+    if filters == ProductFilters(category=filters.category):
+        counts = {category.name: category.product_count for category in categories}
+        if filters.category is None and complete:
+            return ResultCount(sum(counts.values()))
+        if filters.category in counts or (filters.category is not None and complete):
+            return ResultCount(counts.get(filters.category, 0))
+    found = await repository.count_matching_up_to(reader, filters, COUNTED_UP_TO + 1)
+    return ResultCount(min(found, COUNTED_UP_TO), more=found > COUNTED_UP_TO)
 
 
 def _sort_value(value: Any) -> Any:
@@ -215,12 +256,22 @@ def _rank(value: Any) -> float:
 _SORT_VALUES = {"id": _id, "name": _name, "price": _price, "created_at": _moment}
 
 
-def _position(cursor: str, sort: ProductSort, scope: str, settings: Settings) -> tuple[Any, int]:
+# A cursor's position is [sort value, id] of the last row sent (the next page starts
+# after it), or [sort value, id, "before"] of the first row sent (the previous page
+# ends before it).
+_BEFORE = "before"
+
+
+def _position(
+    cursor: str, sort: ProductSort, scope: str, settings: Settings
+) -> tuple[tuple[Any, int], bool]:
     position = decode_cursor(cursor, scope=scope, settings=settings)
     try:
-        value, last_id = position
+        value, last_id, *direction = position
+        if direction not in ([], [_BEFORE]):
+            raise ValueError("not a direction")
         parse = _rank if sort is ProductSort.RELEVANCE else _SORT_VALUES[sort.column]
-        return parse(value), _id(last_id)
+        return (parse(value), _id(last_id)), bool(direction)
     except (TypeError, ValueError, ArithmeticError):
         raise InvalidCursorError("The cursor is not one this service made.") from None
 
@@ -231,8 +282,9 @@ async def list_products(
     settings: Settings,
     query: ProductQuery,
 ) -> ProductPage:
-    """A page of the products `query` asks for, in its order, and the next page's cursor.
-    The API's `GET /products` and the shoppers' pages both come here."""
+    """A page of the products `query` asks for, in its order, and the cursors of the
+    pages after and before it. The API's `GET /products` and the shoppers' pages both
+    come here."""
     filters, sort, limit, offset, cursor = (
         query.filters(),
         query.order,
@@ -242,7 +294,7 @@ async def list_products(
     )
     count = query.count
     scope = filters.scope(sort)
-    after = _position(cursor, sort, scope, settings) if cursor is not None else None
+    after, backward = _position(cursor, sort, scope, settings) if cursor else (None, False)
     if after is not None and offset:
         raise ValidationError(
             "Use either cursor or offset, not both.",
@@ -250,16 +302,33 @@ async def list_products(
                 {"loc": ["query", "offset"], "msg": "not with cursor", "type": "cursor_and_offset"}
             ],
         )
-    # One row more than asked tells whether there is a next page, without a count.
+    # One row more than asked tells whether there is a page beyond, without a count.
     rows = await repository.list_page(
-        reader, filters=filters, sort=sort, limit=limit + 1, offset=offset, after=after
+        reader,
+        filters=filters,
+        sort=sort,
+        limit=limit + 1,
+        offset=offset,
+        after=after,
+        backward=backward,
     )
     page, more = rows[:limit], len(rows) > limit
-    next_cursor = None
-    if more:
+    if backward:
+        # The rows before the cursor, nearest first: in order, they end where it was.
+        page = page[::-1]
+        has_next, has_previous = True, more
+    else:
+        has_next, has_previous = more, after is not None or offset > 0
+    next_cursor = previous_cursor = None
+    if page and has_next:
         last = page[-1]
         next_cursor = encode_cursor(
             [_sort_value(last.sort_key), last.id], scope=scope, settings=settings
+        )
+    if page and has_previous:
+        first = page[0]
+        previous_cursor = encode_cursor(
+            [_sort_value(first.sort_key), first.id, _BEFORE], scope=scope, settings=settings
         )
     total: int | None = None
     if count is CountMode.EXACT:
@@ -271,6 +340,7 @@ async def list_products(
     return ProductPage(
         items=[ProductRead.model_validate(row) for row in page],
         next_cursor=next_cursor,
+        previous_cursor=previous_cursor,
         total=total,
         limit=limit,
         offset=offset,

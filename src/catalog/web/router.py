@@ -135,21 +135,36 @@ async def search(
             "mistakes": mistakes(error, _LABELS, IN_WORDS),
             "products": [],
             "next_link": None,
+            "previous_link": None,
         }
         return render(
             request, "results.html", context, status_code=422, headers={"Cache-Control": "no-store"}
         )
     page = await product_service.list_products(reader=reader, settings=settings, query=query)
+    found = await product_service.result_count(
+        reader=reader, filters=query.filters(), categories=categories
+    )
     unpaged = {name: value for name, value in given.items() if name not in ("cursor", "offset")}
     number = _page_number(request) if "cursor" in given else 1
     context |= {
         "mistakes": [],
         "products": page.items,
+        "found": found,
         "page_number": number,
         "next_link": _search_link(
             request, {**unpaged, "cursor": page.next_cursor, "page": str(number + 1)}
         )
         if page.next_cursor is not None
+        else None,
+        "previous_link": _search_link(
+            request,
+            {
+                **unpaged,
+                "cursor": page.previous_cursor,
+                **({"page": str(number - 1)} if number > 2 else {}),
+            },
+        )
+        if page.previous_cursor is not None
         else None,
         "first_link": _search_link(request, unpaged) if unpaged != given else None,
         # Each filter given, and the same search without it.
