@@ -42,6 +42,7 @@ def settings_for(database_url: str, /, **overrides: object) -> Settings:
         "application_name": TEST_APPLICATION_NAME,
         "metrics_public": True,
         "categories_ttl": 0,
+        "result_counts_ttl": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -285,6 +285,10 @@ class Settings(BaseSettings):
     # How long a worker reuses the categories and counts that the pages list, in
     # seconds (products.service.CategoryCache); 0 reads them for every page.
     categories_ttl: float = Field(default=2.0, ge=0, le=3600)
+    # How long a worker reuses the count a results page shows for a search, in seconds
+    # (products.service.CountCache): paging and re-sorting keep the filters, and a
+    # search's count costs up to a scan of 1,000 matches. 0 counts for every page.
+    result_counts_ttl: float = Field(default=10.0, ge=0, le=3600)
     # Cache-Control of public reads (products): by default a cache may keep them but
     # must ask again each time, which costs a 304 without a body when nothing changed.
     public_cache_control: str = Field(

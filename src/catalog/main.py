@@ -180,6 +180,7 @@ def create_app(
     app.state.settings = settings or get_settings()
     app.state.freeze_gc = freeze_gc
     app.state.category_cache = product_service.CategoryCache(app.state.settings.categories_ttl)
+    app.state.count_cache = product_service.CountCache(app.state.settings.result_counts_ttl)
     app.state.figure_history = figure_history()
     # A browser's problems are pages, on every route (catalog.errors.handle_error).
     app.state.problem_page = error_page

@@ -135,6 +135,25 @@ async def test_a_worker_reads_the_categories_once_per_ttl(backend: Backend) -> N
     assert [count.findall(page) for page in (first, again, later)] == [["1"], ["1"], ["2"]]
 
 
+async def test_a_worker_counts_a_search_once_per_ttl_for_all_its_pages(backend: Backend) -> None:
+    word = f"counted{uuid.uuid4().hex[:8]}"
+    async with serving(backend.settings(result_counts_ttl=3600)) as (app, client):
+        for letter in "ABC":
+            await client.post("/products", json=product_payload(f"{word}-{letter}", name=word))
+        first = (await client.get(f"/search?q={word}&limit=2", headers=BROWSER)).text
+        await client.post("/products", json=product_payload(f"{word}-D", name=word))
+        # The same search sorted otherwise: the same filters, the count kept.
+        again = (await client.get(f"/search?q={word}&sort=price", headers=BROWSER)).text
+        app.state.count_cache.ttl = 0
+        later = (await client.get(f"/search?q={word}", headers=BROWSER)).text
+
+    assert [_count_line(page) for page in (first, again, later)] == [
+        "3 products",
+        "3 products",
+        "4 products",
+    ]
+
+
 @pytest.mark.parametrize("accept", ["application/json", "*/*", None])
 async def test_home_for_an_api_client_is_still_the_404_problem(
     client: httpx.AsyncClient, accept: str | None

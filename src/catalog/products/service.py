@@ -4,6 +4,7 @@ Public reads run on the request's Reader instead (no session, nothing to flush).
 import math
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +47,7 @@ from catalog.schemas import as_utc
 __all__ = [
     "COUNTED_UP_TO",
     "CategoryCache",
+    "CountCache",
     "Merge",
     "ResultCount",
     "categories",
@@ -204,6 +206,37 @@ async def result_count(
             return ResultCount(counts.get(filters.category, 0))
     found = await repository.count_matching_up_to(reader, filters, COUNTED_UP_TO + 1)
     return ResultCount(min(found, COUNTED_UP_TO), more=found > COUNTED_UP_TO)
+
+
+class CountCache:
+    """The counts of the searches a worker showed lately: each kept `ttl` seconds
+    (CATALOG_RESULT_COUNTS_TTL; 0 counts every time), the `size` latest at most.
+
+    A search's next pages and its other sorts have the same count; counting it again
+    for each was what made a search page half as slow again as its JSON route
+    (docs/benchmarks.md, "The shop at a million products")."""
+
+    def __init__(self, ttl: float, size: int = 1_024) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._kept: OrderedDict[ProductFilters, tuple[float, ResultCount]] = OrderedDict()
+
+    async def get(
+        self, reader: Reader, filters: ProductFilters, categories: list[CategoryRead]
+    ) -> ResultCount:
+        """The count of `filters` (result_count), from a count at most `ttl` seconds old."""
+        now = time.monotonic()
+        kept = self._kept.get(filters)
+        if kept is not None and now - kept[0] < self.ttl:
+            self._kept.move_to_end(filters)
+            return kept[1]
+        counted = await result_count(reader=reader, filters=filters, categories=categories)
+        if self.ttl > 0:
+            self._kept[filters] = (now, counted)
+            self._kept.move_to_end(filters)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return counted
 
 
 def _sort_value(value: Any) -> Any:

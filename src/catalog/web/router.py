@@ -141,9 +141,7 @@ async def search(
             request, "results.html", context, status_code=422, headers={"Cache-Control": "no-store"}
         )
     page = await product_service.list_products(reader=reader, settings=settings, query=query)
-    found = await product_service.result_count(
-        reader=reader, filters=query.filters(), categories=categories
-    )
+    found = await request.app.state.count_cache.get(reader, query.filters(), categories)
     unpaged = {name: value for name, value in given.items() if name not in ("cursor", "offset")}
     number = _page_number(request) if "cursor" in given else 1
     context |= {
