@@ -49,6 +49,7 @@ from catalog.products import seed as product_seed
 from catalog.products import transfer
 from catalog.products.export import ExportFormat
 from catalog.products.transfer import OnError
+from catalog.serving import BoundedHttpToolsProtocol
 from catalog.startup import budget_of, pooler_of, replica_status, timeout_advice
 from catalog.users import service as user_service
 from catalog.users.models import Role
@@ -200,6 +201,8 @@ def serve(
             # A second past the app's own deadline (catalog/shutdown.py), so that the
             # requests it cuts are answered before uvicorn would cancel them silently.
             timeout_graceful_shutdown=math.ceil(get_settings().shutdown_grace_period) + 1,
+            # Bounds on a request's head, its size and its time (catalog/serving.py).
+            http=BoundedHttpToolsProtocol,
         )
 
 

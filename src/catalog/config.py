@@ -247,6 +247,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # The one larger body: a file the staff import from their page (catalog.web.staff).
     max_import_bytes: int = Field(default=50 * 2**20, ge=2**20)
+    # A request line and headers larger than this are refused with 431 once that much
+    # has arrived (catalog.serving; `catalog serve` only). Browsers send 1-8 KiB; a
+    # proxy's own limit is usually 8-64 KiB.
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=2**20)
+    # Seconds a client has to send a request's head from when it connects or starts
+    # the request, and may stay silent while it sends a body (catalog.serving).
+    client_timeout: float = Field(default=20.0, gt=0, le=3600)
     # Log every SQL statement (development only: it is slow and verbose).
     echo_sql: bool = False
 

@@ -49,13 +49,30 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         "Fix the request; sending it again unchanged gives the same answer.",
         "There was an error parsing the body",
     ),
+    "request-timeout": ProblemType(
+        408,
+        "Request timeout",
+        "The request's line and headers did not all arrive within the server's client "
+        "timeout (CATALOG_CLIENT_TIMEOUT); the connection was closed.",
+        "Send the request again, whole; a client that holds connections open slowly is let go.",
+        "The request's head did not arrive within 20 s.",
+    ),
+    "request-header-fields-too-large": ProblemType(
+        431,
+        "Request header fields too large",
+        "The request line and headers together are larger than the server takes "
+        "(CATALOG_MAX_HEADER_BYTES, 32 KiB by default); the connection was closed.",
+        "Send fewer or smaller headers: most often a cookie or a token that grew.",
+        "The request line and headers are over 32,768 bytes.",
+    ),
     "invalid-cursor": ProblemType(
         400,
         "Invalid cursor",
         "The `cursor` is malformed, was not made by this service, or was made for another "
         "sort or other filters than this request's.",
-        'Pass `next_cursor` (or the `Link: rel="next"` URL) exactly as received, with the '
-        "same filters and sort; start again from the first page if in doubt.",
+        'Pass `next_cursor` or `previous_cursor` (or the `Link` header\'s "next" and "prev" '
+        "URLs) exactly as received, with the same filters and sort; start again from the "
+        "first page if in doubt.",
         "The cursor is not one this service made.",
     ),
     "invalid-consistency-token": ProblemType(
