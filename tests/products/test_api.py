@@ -193,7 +193,14 @@ async def test_listing_is_ordered_by_id_with_total(client: httpx.AsyncClient) ->
 
 async def test_listing_an_empty_catalog(client: httpx.AsyncClient) -> None:
     page = (await client.get("/products")).json()
-    assert page == {"items": [], "next_cursor": None, "total": None, "limit": 20, "offset": 0}
+    assert page == {
+        "items": [],
+        "next_cursor": None,
+        "previous_cursor": None,
+        "total": None,
+        "limit": 20,
+        "offset": 0,
+    }
 
 
 @pytest.mark.parametrize(
