@@ -199,10 +199,15 @@ MAX_LISTED_ERRORS = 50
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for error in exc.errors()[:MAX_LISTED_ERRORS]:
+        message = str(error["msg"])
+        if error["type"] == "json_invalid" and (error.get("ctx") or {}).get("error"):
+            # What the parser found ("Expecting ',' delimiter", "the key 'quantity'
+            # appears twice"): the parser's words about the client's own body.
+            message = f"{message}: {error['ctx']['error']}"
         errors.append(
             {
                 "loc": [part if isinstance(part, int) else str(part) for part in error["loc"]],
-                "msg": str(error["msg"]),
+                "msg": message,
                 "type": str(error["type"]),
             }
         )

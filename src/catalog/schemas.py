@@ -2,19 +2,37 @@
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
 
-__all__ = ["NO_CONTROL_CHARACTERS", "WHOLE_NUMBER", "UTCTimestamp", "as_utc", "in_words"]
+__all__ = [
+    "NO_CONTROL_CHARACTERS",
+    "WHOLE_NUMBER",
+    "JSONNumber",
+    "UTCTimestamp",
+    "as_utc",
+    "in_words",
+]
 
 # Text on one line: no control character (a NUL, a newline, an escape sequence) that
 # would end up in a log line, a header or a database that refuses it.
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]+$"
 
 
+class JSONNumber(Decimal):
+    """A JSON number with a fraction or an exponent, as the body wrote it (catalog.jsonbody
+    reads them so, never as a float that rounds)."""
+
+
 def _whole_number(value: object) -> object:
-    # JSON Schema counts 5.0 as an integer; "5", true and 5.5 are not.
+    # JSON Schema counts 5.0 as an integer; "5", true and 5.5 are not, and neither is
+    # 0.99999999999999999999, which a float would round to 1.
+    if isinstance(value, JSONNumber):
+        if value.is_finite() and value == value.to_integral_value():
+            return int(value)
+        raise ValueError("must be a whole number")
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from catalog.db.session import SessionDep
+from catalog.jsonbody import JSONRoute
 from catalog.links import link_to
 from catalog.orders import service as order_service
 from catalog.orders.schemas import OrderCreate, OrderPage, OrderRead
@@ -13,7 +14,7 @@ from catalog.users.dependencies import CurrentUser
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/orders", tags=["orders"])
+router = APIRouter(prefix="/orders", tags=["orders"], route_class=JSONRoute)
 
 OrderId = Annotated[
     int, Path(ge=1, le=2**63 - 1, description="The order's id (`id` in the order)", examples=[7])

@@ -10,6 +10,7 @@ from catalog.caching import none_match, not_modified
 from catalog.config import SettingsDep
 from catalog.consistency import ReplicaReaderDep, ReplicaSessionFactoryDep
 from catalog.db.session import SessionDep
+from catalog.jsonbody import JSONRoute
 from catalog.links import link_to, link_to_this
 from catalog.problems import invalid, problem_examples
 from catalog.products import export as product_export
@@ -25,7 +26,7 @@ from catalog.users.dependencies import AdminUser
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/products", tags=["products"])
+router = APIRouter(prefix="/products", tags=["products"], route_class=JSONRoute)
 
 # Ids are BIGINT on every backend: a larger number is a 422 here, not an overflow there.
 ProductId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The product's id", examples=[42])]

@@ -24,7 +24,7 @@ from pydantic.config import JsonDict
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
-from catalog.schemas import NO_CONTROL_CHARACTERS, WHOLE_NUMBER, UTCTimestamp
+from catalog.schemas import NO_CONTROL_CHARACTERS, WHOLE_NUMBER, JSONNumber, UTCTimestamp
 
 __all__ = [
     "CATEGORY",
@@ -127,8 +127,8 @@ _CENT = Decimal("0.01")
 
 
 def _decimal_string(value: object) -> object:
-    if isinstance(value, Decimal):  # from Python code, not from JSON
-        return value
+    if isinstance(value, Decimal) and not isinstance(value, JSONNumber):
+        return value  # from Python code, not from JSON
     if not isinstance(value, str) or not PRICE.fullmatch(value):
         raise ValueError(
             'must be a string with up to 10 digits and 2 decimals, such as "19.99" '

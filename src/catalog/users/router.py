@@ -6,6 +6,7 @@ from fastapi import APIRouter, Form, Request, Response
 
 from catalog.config import SettingsDep
 from catalog.db.session import ReaderDep, SessionDep
+from catalog.jsonbody import JSONRoute
 from catalog.links import link_to
 from catalog.problems import problem_examples
 from catalog.schemas import NO_CONTROL_CHARACTERS
@@ -15,7 +16,7 @@ from catalog.users.schemas import Token, UserCreate, UserRead
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=JSONRoute)
 
 
 @router.post(
