@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from catalog.db.replica import ReplicaMonitor, format_lsn, parse_lsn
+from catalog.db.replica import ReplicaMonitor, _parse_seqno, format_lsn, parse_lsn
 
 
 class Servers:
@@ -121,3 +121,10 @@ def test_wal_positions_read_and_print_both_ways() -> None:
     assert format_lsn(parse_lsn("16/B374D848") or 0) == "16/B374D848"
     for bad in ("", "16", "16/", "/1", "G/1", "1/2/3", "123456789/1", " 1/1;"):
         assert parse_lsn(bad) is None, bad
+
+
+@pytest.mark.parametrize("bad", ["²", "¹²", "³", "\u0661", "-1", "+1", "1.0", "", "9" * 19, "None"])
+def test_a_galera_token_is_ascii_digits_or_nothing(bad: str) -> None:
+    # str.isdigit() takes "²", which int() refuses: a 500 for anyone who sent it.
+    assert _parse_seqno(bad) is None
+    assert _parse_seqno(" 42 ") == 42

@@ -49,9 +49,13 @@ def format_lsn(position: int) -> str:
     return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
 
 
+# A Galera seqno: ASCII digits only (str.isdigit() also takes "²", which int() refuses).
+_SEQNO = re.compile(r"[0-9]{1,18}")
+
+
 def _parse_seqno(value: str) -> int | None:
     value = value.strip()
-    return int(value) if value.isdigit() and len(value) <= 19 else None
+    return int(value) if _SEQNO.fullmatch(value) else None
 
 
 def _galera_status(name: str) -> str:

@@ -256,8 +256,12 @@ def _id(value: Any) -> int:
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _name(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 200:
+    # No name holds a control character (NUL above all: PostgreSQL refuses it in text).
+    if not isinstance(value, str) or len(value) > 200 or _CONTROL.search(value):
         raise ValueError("not a name")
     return value
 
