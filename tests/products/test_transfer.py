@@ -135,6 +135,95 @@ async def test_a_csv_with_a_byte_order_mark_imports(
     assert [(item["sku"], item["name"]) for item in listed] == [("BOM-1", "Crème pot")]
 
 
+_FORMULAS = ['=HYPERLINK("http://x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "'=already"]
+
+
+async def test_a_csv_export_escapes_formula_cells_and_the_import_reads_them_back(
+    engine: AsyncEngine, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    for number, text in enumerate(_FORMULAS):
+        made = await client.post(
+            "/products", json=product_payload(f"F-{number}", name=text, description=text)
+        )
+        assert made.status_code == 201, made.text
+    await client.post("/products", json=product_payload("PLAIN-1", name="It's plain"))
+    path = tmp_path / "formulas.csv"
+    await export_file(engine, path, file_type=ExportFormat.CSV)
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        cells = {row["sku"]: (row["name"], row["description"]) for row in csv.DictReader(handle)}
+    # What a spreadsheet opens: no cell starts a formula, the plain one is untouched.
+    for number, text in enumerate(_FORMULAS):
+        assert cells[f"F-{number}"] == ("'" + text, "'" + text)
+    assert cells["PLAIN-1"][0] == "It's plain"
+
+    await clean_tables(engine)
+    report = await import_file(engine, path, file_type=ExportFormat.CSV, on_error=OnError.ABORT)
+    assert report.errors == []
+    listed = (await client.get("/products", params={"limit": 50})).json()["items"]
+    names = {item["sku"]: (item["name"], item["description"]) for item in listed}
+    assert names == {
+        **{f"F-{number}": (text, text) for number, text in enumerate(_FORMULAS)},
+        "PLAIN-1": ("It's plain", "Every dinosaur, drawn to scale."),
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "written", "reason"),
+    [
+        # Each value as the file writes it: JSON text in NDJSON, the cell in CSV.
+        ("version", "2147483647", "version"),
+        ("version", str(2**30 + 1), "version"),
+        ("stock", '"١٢"', "stock"),
+        ("stock", '"१०"', "stock"),
+        ("stock", "99.99999999999999999", "stock"),
+        ("id", "9" * 5000, "id"),
+        ("updated_at", '"2000-01-01T00:00:00Z"', "earlier"),
+    ],
+    ids=lambda value: value[:24] if isinstance(value, str) else value,
+)
+@pytest.mark.parametrize("file_type", [ExportFormat.NDJSON, ExportFormat.CSV])
+async def test_imported_fields_are_bounded_as_the_api_bounds_them(
+    engine: AsyncEngine,
+    tmp_path: Path,
+    field: str,
+    written: str,
+    reason: str,
+    file_type: ExportFormat,
+) -> None:
+    record = {**product_payload("BOUND-1"), "created_at": "2024-01-02T00:00:00Z", field: None}
+    path = tmp_path / f"bounded.{file_type}"
+    if file_type is ExportFormat.NDJSON:
+        path.write_text(
+            json.dumps(record).replace(f'"{field}": null', f'"{field}": {written}') + "\n"
+        )
+    else:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(record))
+            writer.writeheader()
+            writer.writerow({**record, field: written.strip('"')})
+
+    report = await import_file(engine, path, file_type=file_type, on_error=OnError.ABORT)
+
+    assert report.written == 0
+    assert len(report.errors) == 1, report.errors
+    assert reason in report.errors[0].reason
+
+
+async def test_an_import_with_only_updated_at_was_made_then(
+    engine: AsyncEngine, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "updated.ndjson"
+    path.write_text(
+        json.dumps({**product_payload("UPD-1"), "updated_at": "2020-05-01T00:00:00Z"}) + "\n"
+    )
+    report = await import_file(engine, path, file_type=ExportFormat.NDJSON, on_error=OnError.ABORT)
+    assert report.errors == []
+    item = (await client.get("/products")).json()["items"][0]
+    assert item["created_at"] == item["updated_at"]
+    assert item["created_at"].startswith("2020-05-01T00:00:00")
+
+
 async def test_a_file_of_bad_rows_is_counted_whole_and_listed_up_to_a_bound(
     engine: AsyncEngine, tmp_path: Path
 ) -> None:

@@ -18,9 +18,36 @@ from catalog.products import repository
 from catalog.products.models import Product
 from catalog.products.schemas import ProductRead
 
-__all__ = ["CSV_COLUMNS", "ExportFormat", "export_chunks", "first_chunk"]
+__all__ = ["CSV_COLUMNS", "ExportFormat", "cell_from_csv", "export_chunks", "first_chunk"]
 
 CSV_COLUMNS = tuple(ProductRead.model_fields)
+
+# A spreadsheet reads a cell that starts with one of these as a formula (=HYPERLINK(...),
+# +cmd|...): OWASP's "CSV injection". The export writes such a cell with a leading
+# apostrophe, which spreadsheets show as text; the import takes it off again.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_formula(text: str) -> bool:
+    # Also with apostrophes before it, so that a value that itself starts with "'="
+    # is escaped too, and the import gives back exactly what was exported.
+    return text.lstrip("'").startswith(_FORMULA_START)
+
+
+def _cell_to_csv(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, str) and _is_formula(value):
+        return "'" + value
+    return value
+
+
+def cell_from_csv(text: str) -> str:
+    """A CSV cell as the export escaped it, as it was (the leading apostrophe of a cell
+    that would be a formula taken off); any other cell as it is."""
+    if text.startswith("'") and _is_formula(text[1:]):
+        return text[1:]
+    return text
 
 
 class ExportFormat(enum.StrEnum):
@@ -56,7 +83,7 @@ def _render(products: Sequence[Product], export_format: ExportFormat, *, header:
         writer.writerow(CSV_COLUMNS)
     for row in rows:
         values = row.model_dump(mode="json")
-        writer.writerow("" if values[column] is None else values[column] for column in CSV_COLUMNS)
+        writer.writerow(_cell_to_csv(values[column]) for column in CSV_COLUMNS)
     return buffer.getvalue().encode()
 
 

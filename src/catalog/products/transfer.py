@@ -18,18 +18,19 @@ import threading
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated, Any, Self
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.db.base import utcnow
 from catalog.db.bulk import begin_bulk
 from catalog.db.session import create_sessionmaker
+from catalog.jsonbody import loads as strict_json
 from catalog.products import repository
-from catalog.products.export import ExportFormat, export_chunks, first_chunk
+from catalog.products.export import ExportFormat, cell_from_csv, export_chunks, first_chunk
 from catalog.products.schemas import IN_WORDS, ProductCreate
-from catalog.schemas import UTCTimestamp, in_words
+from catalog.schemas import WHOLE_NUMBER, UTCTimestamp, in_words
 
 __all__ = [
     "MAX_LISTED_ERRORS",
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 
+MAX_IMPORTED_VERSION = 2**30
+
+
 class OnError(enum.StrEnum):
     ABORT = "abort"  # report every bad row, write nothing
     SKIP = "skip"  # write the good rows, report the bad
@@ -54,9 +58,17 @@ class ProductRow(ProductCreate):
     # Kept when given, so that export -> import reproduces the products.
     created_at: UTCTimestamp | None = None
     updated_at: UTCTimestamp | None = None
-    version: int | None = Field(default=None, ge=1)
+    # Every write adds one to a product's version, a 32-bit column: an imported version
+    # leaves room for a billion more (2**31 - 1 was a 500 on the next write).
+    version: Annotated[int, Field(ge=1, le=MAX_IMPORTED_VERSION), WHOLE_NUMBER] | None = None
     # The source database's id: ignored, ids belong to the target.
-    id: int | None = None
+    id: Annotated[int, Field(ge=1, le=2**63 - 1), WHOLE_NUMBER] | None = None
+
+    @model_validator(mode="after")
+    def _updated_after_created(self) -> Self:
+        if self.created_at and self.updated_at and self.updated_at < self.created_at:
+            raise ValueError("updated_at is earlier than created_at")
+        return self
 
 
 @dataclass(frozen=True)
@@ -97,7 +109,10 @@ def file_format(path: Path, given: ExportFormat | None) -> ExportFormat:
     raise ValueError(f"cannot tell the format of {path.name}: use .csv or .ndjson, or --format")
 
 
-_DIGITS = re.compile(r"-?\d+")
+# A whole number as a CSV cell or a form field writes it: ASCII digits only (\d, like
+# str.isdigit(), also takes "١٢" and "१०"), and no longer than a BIGINT, so that int()
+# never sees thousands of digits. Anything else stays text, for the schema to refuse.
+_DIGITS = re.compile(r"-?[0-9]{1,19}")
 
 
 def from_text(row: Mapping[str, str | None]) -> dict[str, Any]:
@@ -127,7 +142,7 @@ def _records(
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = strict_json(line)
             except json.JSONDecodeError as error:
                 yield number, f"not JSON: {error.msg}"
                 continue
@@ -136,7 +151,11 @@ def _records(
     reader = csv.DictReader(handle)
     for row in reader:
         try:
-            yield reader.line_num, from_text(row)
+            cells = {
+                key: cell_from_csv(value) if isinstance(value, str) else value
+                for key, value in row.items()
+            }
+            yield reader.line_num, from_text(cells)
         except ValueError as error:
             yield reader.line_num, str(error)
 
@@ -156,7 +175,8 @@ def _validated(handle: IO[str], file_type: ExportFormat) -> Iterator[tuple[int, 
 
 def _values(row: ProductRow) -> dict[str, Any]:
     now = utcnow()
-    created = row.created_at or now
+    # A product is not made after its last change: with only updated_at, it is both.
+    created = row.created_at or row.updated_at or now
     return {
         "sku": row.sku,
         "name": row.name,
