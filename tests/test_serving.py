@@ -118,4 +118,3 @@ def test_a_body_that_stops_arriving_ends_the_connection(server: Server) -> None:
         answer = _read_all(connection)
     # Closed; whatever the app answered to a body cut short, it is no server error.
     assert not answer.startswith(b"HTTP/1.1 5"), answer
-

@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     # Seconds a browser stays signed in without a page view (catalog.web): the session
     # cookie is renewed when a page is viewed in the second half of its life.
     browser_session_ttl: int = Field(default=3600, ge=60, le=30 * 86_400)
+    # Seconds a browser stays signed in at most, however often its pages are viewed:
+    # renewals never carry a session past this since its sign-in.
+    browser_session_max_age: int = Field(default=86_400, ge=300, le=90 * 86_400)
 
     # A fixed pool, no overflow: SQLAlchemy closes an overflow connection as soon as it
     # comes back, so under steady load connections are opened and closed all the time.

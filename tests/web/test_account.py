@@ -2,6 +2,7 @@
 same services (and rules) as the API underneath."""
 
 import re
+import time
 from typing import Any
 
 import httpx
@@ -379,3 +380,77 @@ async def test_a_quantity_longer_than_any_number_leaves_its_line_as_it_was(
     assert updated.status_code == 303
     shown = await browser.get(updated.headers["location"])
     assert re.findall(r'name="quantity-\d+"[^>]*value="(\d+)"', shown.text) == ["1"]
+
+
+async def test_signing_out_ends_a_copied_session_cookie_and_the_accounts_tokens(
+    browser: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    await _sign_up(browser)
+    copied = browser.cookies.get("catalog_session")
+    assert copied is not None
+    token = await client.post(
+        "/auth/token", data={"username": "shopper@example.com", "password": "dinosaurs rule"}
+    )
+    api = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    assert (await client.get("/users/me", headers=api)).status_code == 200
+
+    await _form(browser, "/signout", "/signout")
+
+    # Someone who copied the cookie before the sign-out is signed out too.
+    browser.cookies.set("catalog_session", copied, domain="catalog.test")
+    orders = await browser.get("/account/orders")
+    assert orders.status_code == 303
+    assert orders.headers["location"].startswith("/signin")
+    assert "catalog_session=" in orders.headers.get("set-cookie", "")  # and it is dropped
+    # And the API's tokens of the account.
+    refused = await client.get("/users/me", headers=api)
+    assert refused.status_code == 401
+    assert "signed out" in refused.json()["detail"]
+    # Signing in again starts a new session.
+    signed_in = await _form(
+        browser, "/signin", "/signin", email="shopper@example.com", password="dinosaurs rule"
+    )
+    assert signed_in.status_code == 303
+    assert (await browser.get("/account/orders")).status_code == 200
+
+
+async def test_a_session_renewed_by_use_still_ends_at_its_absolute_lifetime(
+    browser: httpx.AsyncClient, app: Any
+) -> None:
+    from catalog.users.security import create_access_token, decode_access_token
+    from catalog.web.visitors import PAGES_AUDIENCE
+
+    await _sign_up(browser)
+    settings = app.state.settings
+    session = decode_access_token(
+        browser.cookies["catalog_session"], settings, audience=PAGES_AUDIENCE
+    )
+    # The same session, signed in longer ago than a session may last: the token itself
+    # is fresh, as a renewal would have made it.
+    old, _ = create_access_token(
+        session.user_id,
+        settings,
+        audience=PAGES_AUDIENCE,
+        ttl=600,
+        generation=session.generation,
+        signed_in_at=int(time.time()) - settings.browser_session_max_age - 1,
+    )
+    browser.cookies.set("catalog_session", old, domain="catalog.test")
+    assert (await browser.get("/account/orders")).status_code == 303
+    # Near its end, a renewal lasts no longer than what is left of it.
+    near_end = int(time.time()) - settings.browser_session_max_age + 120
+    late, _ = create_access_token(
+        session.user_id,
+        settings,
+        audience=PAGES_AUDIENCE,
+        ttl=60,
+        generation=session.generation,
+        signed_in_at=near_end,
+    )
+    browser.cookies.set("catalog_session", late, domain="catalog.test")
+    assert (await browser.get("/account/orders")).status_code == 200
+    renewed = decode_access_token(
+        browser.cookies["catalog_session"], settings, audience=PAGES_AUDIENCE
+    )
+    assert renewed.signed_in_at == near_end
+    assert renewed.expires_at <= near_end + settings.browser_session_max_age

@@ -1,6 +1,7 @@
 """The operators' live page and its figures: who may see them, and what they count."""
 
 import re
+import uuid
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from catalog.users.models import Role, User
 from catalog.users.security import create_access_token
 from catalog.web.operator import OPERATOR_AUDIENCE
 from tests.conftest import Backend
-from tests.helpers import bearer, serving
+from tests.helpers import bearer, create_user, serving
 from tests.web.test_account import _sign_up
 
 _TOKEN = re.compile(r'data-token="([^"]*)"')
@@ -167,8 +168,27 @@ async def test_the_history_needs_the_operator_pages_token(backend: Backend) -> N
     async with serving(backend.settings(metrics_public=False)) as (app, client):
         client.headers.pop("Authorization")
         refused = await client.get("/operator/history", headers={"Accept": "*/*"})
-        token, _ = create_access_token(1, app.state.settings, audience=OPERATOR_AUDIENCE)
-        kept = await client.get("/operator/history", headers={"Authorization": f"Bearer {token}"})
+        operator = await create_user(
+            app.state.engine, f"op-{uuid.uuid4().hex}@example.com", admin=True
+        )
+        token, _ = create_access_token(operator, app.state.settings, audience=OPERATOR_AUDIENCE)
+        headers = {"Authorization": f"Bearer {token}"}
+        kept = await client.get("/operator/history", headers=headers)
+        # The token ends with its account's sessions, and with its admin role.
+        async with app.state.engine.begin() as connection:
+            await connection.execute(
+                update(User).where(User.id == operator).values(role=Role.CUSTOMER)
+            )
+        demoted = await client.get("/operator/history", headers=headers)
+        async with app.state.engine.begin() as connection:
+            await connection.execute(
+                update(User)
+                .where(User.id == operator)
+                .values(role=Role.ADMIN, session_generation=User.session_generation + 1)
+            )
+        signed_out = await client.get("/operator/history", headers=headers)
 
     assert refused.status_code == 401
     assert kept.status_code == 200
+    assert demoted.status_code == 403
+    assert signed_out.status_code == 401

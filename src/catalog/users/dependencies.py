@@ -11,7 +11,7 @@ from catalog.config import SettingsDep
 from catalog.db.session import SessionDep
 from catalog.errors import ForbiddenError, UnauthorizedError
 from catalog.ratelimits import RateLimits
-from catalog.users import repository, security
+from catalog.users import repository, security, service
 from catalog.users.models import Role, User
 
 __all__ = ["AdminUser", "CurrentUser", "PasswordHasherDep", "RateLimitsDep", "TokenClaimsDep"]
@@ -55,6 +55,8 @@ async def _current_user(claims: TokenClaimsDep, session: SessionDep, response: R
     user = await repository.get(session, claims.user_id)
     if user is None:  # deleted since the token was issued
         raise UnauthorizedError("The access token's user no longer exists.")
+    if service.session_ended(user, claims):
+        raise UnauthorizedError("The account has signed out since this token was made.")
     return user
 
 

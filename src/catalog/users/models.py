@@ -31,3 +31,6 @@ class User(TimestampMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     # Exact, so that the CHECK refuses "Admin" on MariaDB too.
     role: Mapped[str] = mapped_column(ExactString(16), default=Role.CUSTOMER.value)
+    # Named by every token made for the account; signing out adds one, which ends them
+    # all (users.service.end_sessions).
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -95,9 +95,13 @@ class PasswordHasher:
 class TokenClaims:
     user_id: int
     expires_at: int
-    # What the account's role was when the token was made: for showing (the pages'
-    # Staff link), never for deciding, which reads the role from the database.
-    staff: bool = False
+    # The account's session generation when the token was made: the token holds while
+    # the account's is the same (users.service.end_sessions). 0 in tokens made before
+    # there were generations.
+    generation: int = 0
+    # When the browser signed in (a page session keeps it through every renewal, so
+    # that its absolute lifetime is counted from there); else when the token was made.
+    signed_in_at: int = 0
 
 
 def create_access_token(
@@ -106,7 +110,8 @@ def create_access_token(
     *,
     audience: str | None = None,
     ttl: int | None = None,
-    staff: bool = False,
+    generation: int = 0,
+    signed_in_at: int | None = None,
 ) -> tuple[str, int]:
     """A signed token for `user_id` and its lifetime in seconds (`ttl`, else the
     access tokens' own). A token with an `audience` is valid only where that audience
@@ -116,8 +121,9 @@ def create_access_token(
     payload: dict[str, str | int] = {"sub": str(user_id), "iat": now, "exp": now + ttl}
     if audience is not None:
         payload["aud"] = audience
-    if staff:
-        payload["staff"] = 1
+    payload["gen"] = generation
+    if signed_in_at is not None:
+        payload["sat"] = signed_in_at
     token = jwt.encode(payload, settings.signing_secret.get_secret_value(), algorithm=_ALGORITHM)
     return token, ttl
 
@@ -147,6 +153,15 @@ def decode_access_token(
         raise jwt.InvalidTokenError("exp is not a number")
     if not math.isfinite(expires_at):  # JSON parsers take NaN, and NaN compares as unexpired
         raise jwt.InvalidTokenError("exp is not a finite number")
+    generation = payload.get("gen", 0)
+    if type(generation) is not int or not 0 <= generation < 2**31:
+        raise jwt.InvalidTokenError("gen is not a session generation")
+    signed_in_at = payload.get("sat", payload.get("iat", 0))
+    if type(signed_in_at) is not int:
+        raise jwt.InvalidTokenError("sat is not a time")
     return TokenClaims(
-        user_id=int(subject), expires_at=int(expires_at), staff=payload.get("staff") == 1
+        user_id=int(subject),
+        expires_at=int(expires_at),
+        generation=generation,
+        signed_in_at=signed_in_at,
     )

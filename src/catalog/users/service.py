@@ -13,15 +13,46 @@ from catalog.users import repository, security
 from catalog.users.models import Role, User
 from catalog.users.schemas import MAX_PASSWORD_LENGTH, Token, UserCreate, canonical_email
 
-__all__ = ["Account", "account_key", "authenticate", "create", "verify_credentials"]
+__all__ = [
+    "Account",
+    "account_key",
+    "authenticate",
+    "create",
+    "end_sessions",
+    "session_ended",
+    "standing",
+    "verify_credentials",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Account:
-    """Whom credentials opened: the account's id and its role at that moment."""
+    """Whom credentials opened: the account's id, and its role and session generation
+    at that moment."""
 
     id: int
     role: Role
+    generation: int = 0
+
+
+async def standing(reader: Reader, claims: security.TokenClaims) -> Account | None:
+    """The account a token's claims name, if its sessions have not ended since the token
+    was made (its generation is the token's), else None; one indexed read."""
+    row = await repository.standing(reader, claims.user_id)
+    if row is None or int(row.session_generation) != claims.generation:
+        return None
+    return Account(id=claims.user_id, role=Role(row.role), generation=claims.generation)
+
+
+def session_ended(user: User, claims: security.TokenClaims) -> bool:
+    """Whether the sessions of `user` have ended since the token of `claims` was made."""
+    return user.session_generation != claims.generation
+
+
+async def end_sessions(*, session: AsyncSession, user_id: int) -> None:
+    """End every session of the account: each browser's, each access token, the
+    operator page's (signing out; an account whose password or role changes too)."""
+    await repository.next_generation(session, user_id)
 
 
 def account_key(email: str) -> str:
@@ -71,7 +102,11 @@ async def verify_credentials(
     if account is None:
         await hasher.verify_of_nobody(password)
     elif await hasher.verify(password, account.password_hash):
-        return Account(id=int(account.id), role=Role(account.role))
+        return Account(
+            id=int(account.id),
+            role=Role(account.role),
+            generation=int(account.session_generation),
+        )
     raise UnauthorizedError("The email or the password is wrong.")
 
 
@@ -85,5 +120,7 @@ async def authenticate(
 ) -> Token:
     """A token for valid credentials; UnauthorizedError otherwise (verify_credentials)."""
     account = await verify_credentials(reader=reader, hasher=hasher, email=email, password=password)
-    token, expires_in = security.create_access_token(account.id, settings)
+    token, expires_in = security.create_access_token(
+        account.id, settings, generation=account.generation
+    )
     return Token(access_token=token, expires_in=expires_in)

@@ -94,7 +94,7 @@ async def sign_in_form(
     except UnauthorizedError as error:
         context = _form(request, settings, next=_next(next), email=email, problem=error.detail)
         return render(request, "signin.html", context, status_code=400)
-    sign_in(request, account.id, settings, staff=account.role == Role.ADMIN)
+    sign_in(request, account, settings)
     return redirect(request, _next(next))
 
 
@@ -134,7 +134,10 @@ async def sign_up_form(
         context["problem"] = "There is already an account with this email: sign in instead."
         # Raised, not returned: the session rolls back the failed insert.
         raise ShowPage("signup.html", context, status_code=409) from None
-    sign_in(request, user.id, settings, staff=False)
+    account = user_service.Account(
+        id=user.id, role=Role(user.role), generation=user.session_generation
+    )
+    sign_in(request, account, settings)
     return redirect(request, _next(next))
 
 
@@ -147,8 +150,11 @@ async def sign_out_page(request: Request, visitor: VisitorDep, settings: Setting
 
 
 @router.post("/signout", response_class=HTMLResponse, dependencies=[CsrfChecked])
-async def sign_out_form(request: Request) -> Response:
-    """Forget the session in this browser."""
+async def sign_out_form(request: Request, visitor: VisitorDep, session: SessionDep) -> Response:
+    """End the account's sessions on the server (a copy of the cookie is signed out
+    too, and so are the account's other browsers and tokens), and forget this one."""
+    if visitor.user_id is not None:
+        await user_service.end_sessions(session=session, user_id=visitor.user_id)
     sign_out(request)
     return redirect(request, "/")
 

@@ -16,11 +16,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from catalog.config import SettingsDep
-from catalog.db.session import SessionDep
+from catalog.db.session import ReaderDep, SessionDep
 from catalog.errors import ForbiddenError, UnauthorizedError
 from catalog.metrics import FigureHistory, figures
 from catalog.users import repository as users
 from catalog.users import security
+from catalog.users import service as user_service
 from catalog.users.models import Role
 from catalog.web.pages import PageRoute, Redirect, render
 from catalog.web.visitors import VisitorDep
@@ -51,7 +52,11 @@ async def operator_page(
                 "This page is for operators: an admin account, or CATALOG_METRICS_PUBLIC=true."
             )
         token, _ = security.create_access_token(
-            user.id, settings, audience=OPERATOR_AUDIENCE, ttl=settings.browser_session_ttl
+            user.id,
+            settings,
+            audience=OPERATOR_AUDIENCE,
+            ttl=settings.browser_session_ttl,
+            generation=user.session_generation,
         )
     context = {"now": figures(leave_out=_OWN_ROUTES), "token": token}
     return render(request, "operator.html", context)
@@ -59,18 +64,29 @@ async def operator_page(
 
 async def _may_read_figures(
     settings: SettingsDep,
+    reader: ReaderDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
+    # The token, and then its account: still an admin, still in the session the page
+    # was opened in (one indexed read a poll), so that signing out or a demotion stops
+    # the figures at once.
     if settings.metrics_public:
         return
     if credentials is None:
         raise UnauthorizedError("This needs the operator page's token.")
     try:
-        security.decode_access_token(credentials.credentials, settings, audience=OPERATOR_AUDIENCE)
+        claims = security.decode_access_token(
+            credentials.credentials, settings, audience=OPERATOR_AUDIENCE
+        )
     except jwt.InvalidTokenError:
         raise UnauthorizedError(
             "The operator page's token is not valid; reload the page."
         ) from None
+    account = await user_service.standing(reader, claims)
+    if account is None:
+        raise UnauthorizedError("The operator page's account has signed out; sign in again.")
+    if account.role != Role.ADMIN:
+        raise ForbiddenError("The operator page's account is no longer an admin.")
 
 
 @router.get("/figures", dependencies=[Depends(_may_read_figures)])

@@ -2,8 +2,13 @@
 
 A browser signs in once and then sends an HttpOnly cookie (SameSite=Lax, Secure over
 HTTPS) holding a signed token, as the API's bearer token is signed, but for the pages'
-audience only: neither is accepted where the other is expected. Reading it takes no
-database; a page that needs the account loads it through the request's session.
+audience only: neither is accepted where the other is expected. The token names the
+account's session generation; each page a signed-in browser views reads the account's
+generation and role (one indexed read on the primary), so that signing out, which adds
+one to the generation, ends the session in every browser at once, and the header shows
+the Staff link to staff. A guest's pages read nothing. A session lasts
+CATALOG_BROWSER_SESSION_TTL without a page view and CATALOG_BROWSER_SESSION_MAX_AGE at
+most since its sign-in, however often it is renewed.
 
 Every form that changes something carries a CSRF token: an HMAC, under the service's
 signing key, of a random value kept in its own HttpOnly cookie and of the signed-in
@@ -30,11 +35,13 @@ import jwt
 from fastapi import Depends, Form, Request
 
 from catalog.config import Settings, SettingsDep
-from catalog.db.session import SessionDep
+from catalog.db.session import ReaderDep, SessionDep
 from catalog.errors import ForbiddenError
 from catalog.users import repository as users
 from catalog.users import security
-from catalog.users.models import User
+from catalog.users import service as user_service
+from catalog.users.models import Role, User
+from catalog.users.service import Account
 from catalog.web.pages import Redirect
 
 __all__ = [
@@ -60,8 +67,7 @@ _CSRF_VALUE = re.compile(r"[A-Za-z0-9_-]{43}")
 @dataclass(frozen=True, slots=True)
 class Visitor:
     """The browser's signed-in account (its id), or None for a guest; `staff` when the
-    account was staff at sign-in (it shows the Staff link; the staff's pages read the
-    role from the database)."""
+    account is staff, as read with its session generation for this request."""
 
     user_id: int | None
     staff: bool = False
@@ -81,46 +87,74 @@ def set_cookie(request: Request, name: str, value: str | None, *, max_age: int |
     pending[name] = (value, max_age)
 
 
-def _session_token(request: Request, user_id: int, settings: Settings, *, staff: bool) -> None:
+def _session_token(
+    request: Request, user_id: int, settings: Settings, *, generation: int, signed_in_at: int
+) -> None:
+    # Never past the session's absolute lifetime, however late in it the renewal comes.
+    left = signed_in_at + settings.browser_session_max_age - int(time.time())
     token, ttl = security.create_access_token(
-        user_id, settings, audience=PAGES_AUDIENCE, ttl=settings.browser_session_ttl, staff=staff
+        user_id,
+        settings,
+        audience=PAGES_AUDIENCE,
+        ttl=max(1, min(settings.browser_session_ttl, left)),
+        generation=generation,
+        signed_in_at=signed_in_at,
     )
     set_cookie(request, SESSION_COOKIE, token, max_age=ttl)
 
 
-def sign_in(request: Request, user_id: int, settings: Settings, *, staff: bool) -> None:
-    """Sign this browser in as `user_id` (`staff`: its role is staff now), with a new
-    CSRF value (no form rendered for the guest it was is valid for the account)."""
-    _session_token(request, user_id, settings, staff=staff)
+def sign_in(request: Request, account: Account, settings: Settings) -> None:
+    """Sign this browser in to `account`, with a new CSRF value (no form rendered for
+    the guest it was is valid for the account)."""
+    _session_token(
+        request,
+        account.id,
+        settings,
+        generation=account.generation,
+        signed_in_at=int(time.time()),
+    )
     set_cookie(request, CSRF_COOKIE, secrets.token_urlsafe(32), max_age=None)
-    request.state.visitor = Visitor(user_id, staff)
+    request.state.visitor = Visitor(account.id, account.role == Role.ADMIN)
 
 
 def sign_out(request: Request) -> None:
-    """Forget the session in this browser. The token itself stays valid until it
-    expires (it is not kept on the server): `CATALOG_BROWSER_SESSION_TTL` bounds that."""
+    """Forget the session in this browser (users.service.end_sessions ends it on the
+    server, and the account's other sessions with it)."""
     set_cookie(request, SESSION_COOKIE, None, max_age=None)
     set_cookie(request, CSRF_COOKIE, None, max_age=None)
     request.state.visitor = Visitor(None)
 
 
-async def _visitor(request: Request, settings: SettingsDep) -> Visitor:
+async def _visitor(request: Request, settings: SettingsDep, reader: ReaderDep) -> Visitor:
     token = request.cookies.get(SESSION_COOKIE)
     visitor = Visitor(None)
     if token:
+        account = None
         try:
             claims = security.decode_access_token(token, settings, audience=PAGES_AUDIENCE)
         except jwt.InvalidTokenError:
-            set_cookie(request, SESSION_COOKIE, None, max_age=None)  # expired or not ours
+            pass  # expired, or not ours
         else:
-            visitor = Visitor(claims.user_id, claims.staff)
+            if time.time() - claims.signed_in_at < settings.browser_session_max_age:
+                account = await user_service.standing(reader, claims)
+        if account is None:  # or signed out, or past its lifetime, or the account is gone
+            set_cookie(request, SESSION_COOKIE, None, max_age=None)
+        else:
+            visitor = Visitor(account.id, account.role == Role.ADMIN)
             if claims.expires_at - time.time() < settings.browser_session_ttl / 2:
-                _session_token(request, claims.user_id, settings, staff=claims.staff)
+                _session_token(
+                    request,
+                    account.id,
+                    settings,
+                    generation=claims.generation,
+                    signed_in_at=claims.signed_in_at,
+                )
     request.state.visitor = visitor
     return visitor
 
 
-# The visitor of every page (their header shows who is signed in): no database.
+# The visitor of every page (their header shows who is signed in): a guest's costs no
+# database, a signed-in browser's one indexed read.
 VisitorDep = Annotated[Visitor, Depends(_visitor)]
 
 
