@@ -34,7 +34,9 @@ class BodySizeLimitMiddleware:
         limit = self.larger.get(path, self.max_bytes)
         detail = f"The request body is larger than the limit of {limit:,} bytes ({_mib(limit)})."
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        # Longer than 18 digits is larger than any limit, and int() refuses past 4,300.
+        too_long = declared is not None and declared.isdigit() and len(declared) > 18
+        if declared is not None and declared.isdigit() and (too_long or int(declared) > limit):
             # Through the one handler: a browser's upload gets the page, a client the problem.
             response = await handle_error(Request(scope), HTTPException(413, detail))
             await response(scope, receive, send)
