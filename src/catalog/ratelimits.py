@@ -5,9 +5,12 @@ and every host counts against the same limit; otherwise in this process (each wo
 then allows the limit on its own). Built on the `limits` library's moving window.
 
 A limit that is reached is a 429 problem with Retry-After, answered before any password
-is hashed or any connection is borrowed. If Redis cannot be reached, the request goes
-through (and a warning is logged): sign-in keeps working, and the bound on concurrent
-password hashes (`PasswordHasher`) still caps what a flood can cost.
+is hashed or any connection is borrowed.
+
+When Redis fails (down, or slower than its 0.25 s timeout), each worker counts in its own
+memory instead, as it does without Redis, and logs that once; it asks Redis again after
+5 s, so that a hanging Redis costs one timeout per 5 s per worker, not one per sign-in.
+The limits then hold per worker rather than across them: looser, never off.
 """
 
 import ipaddress
@@ -47,6 +50,11 @@ def client_address(request: Request) -> str:
     return str(address)
 
 
+# Seconds a call to Redis may take, and after which a failed Redis is asked again.
+_REDIS_TIMEOUT = 0.25
+_REDIS_RETRY = 5.0
+
+
 @dataclass(frozen=True)
 class _Rule:
     name: str
@@ -67,9 +75,10 @@ class RateLimits:
             # Our own connection pool, so that the app can close it when it stops.
             self._redis = ConnectionPool.from_url(
                 settings.rate_limit_storage_url,
-                # A Redis that hangs must not hang sign-ins.
-                socket_timeout=1.0,
-                socket_connect_timeout=1.0,
+                # A Redis that hangs must not hang sign-ins: a counter answers in well
+                # under a millisecond when it is well.
+                socket_timeout=_REDIS_TIMEOUT,
+                socket_connect_timeout=_REDIS_TIMEOUT,
             )
             self._storage = storage_from_string(  # type: ignore[assignment]
                 "async+" + settings.rate_limit_storage_url,
@@ -81,6 +90,10 @@ class RateLimits:
         else:
             self._storage = MemoryStorage()
         self._limiter = MovingWindowRateLimiter(self._storage)
+        # Counts in this process while Redis fails; Redis is asked again from then on.
+        self._fallback = MovingWindowRateLimiter(MemoryStorage())
+        self._redis_again_at = 0.0
+        self._redis_failing = False
         self._login_address = _rule("login-address", settings.rate_limit_login_per_address)
         self._login_account = _rule("login-account", settings.rate_limit_login_per_account)
         self._signup_address = _rule("signup-address", settings.rate_limit_signup_per_address)
@@ -101,15 +114,39 @@ class RateLimits:
         await self._hit(self._signup_address, client_address(request))
         await self._hit(self._signup_account, account)
 
+    def _chosen(self) -> MovingWindowRateLimiter:
+        if self._redis is not None and time.monotonic() < self._redis_again_at:
+            return self._fallback
+        return self._limiter
+
+    def _redis_failed(self, error: StorageError) -> None:
+        self._redis_again_at = time.monotonic() + _REDIS_RETRY
+        if not self._redis_failing:
+            self._redis_failing = True
+            logger.warning(
+                "rate limits: Redis failed (%s); counting in this worker until it answers",
+                error,
+            )
+
     async def _hit(self, rule: _Rule, who: str) -> None:
         if rule.item is None:
             return
+        limiter = self._chosen()
         try:
-            if await self._limiter.hit(rule.item, rule.name, who):
-                return
-            stats = await self._limiter.get_window_stats(rule.item, rule.name, who)
+            allowed = await limiter.hit(rule.item, rule.name, who)
+            if not allowed:
+                stats = await limiter.get_window_stats(rule.item, rule.name, who)
         except StorageError as error:
-            logger.warning("rate limit %s not checked, storage unavailable: %s", rule.name, error)
+            self._redis_failed(error)
+            limiter = self._fallback
+            allowed = await limiter.hit(rule.item, rule.name, who)
+            if not allowed:
+                stats = await limiter.get_window_stats(rule.item, rule.name, who)
+        else:
+            if limiter is self._limiter and self._redis_failing:
+                self._redis_failing = False
+                logger.warning("rate limits: Redis answers again; counting there")
+        if allowed:
             return
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise TooManyRequestsError(
