@@ -27,7 +27,7 @@ from catalog.logs import RequestLog, observe_statements
 from catalog.orders.router import router as orders_router
 from catalog.products import service as product_service
 from catalog.products.router import router as products_router
-from catalog.ratelimits import RateLimits
+from catalog.ratelimits import RateLimits, Slots
 from catalog.requestid import TrustedProxyMiddleware
 from catalog.shutdown import ShutdownDeadline, ShutdownDeadlineMiddleware
 from catalog.startup import check_database
@@ -82,6 +82,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(_stopped, asyncio.create_task(app.state.figure_history.run()))
         app.state.password_hasher = PasswordHasher.from_settings(settings)
         app.state.rate_limits = rate_limits = RateLimits(settings)
+        app.state.export_slots = Slots(
+            "exports", total=settings.max_exports, per_client=settings.max_exports_per_client
+        )
         if app.state.freeze_gc:
             # What exists now (modules, the app, the engine) lives as long as the
             # process: out of the collector's reach, no full collection walks it again

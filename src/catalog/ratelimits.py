@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -28,9 +29,9 @@ from redis.asyncio import ConnectionPool
 from starlette.requests import Request
 
 from catalog.config import Settings
-from catalog.errors import TooManyRequestsError
+from catalog.errors import ServiceUnavailableError, TooManyRequestsError
 
-__all__ = ["RateLimits", "client_address"]
+__all__ = ["RateLimits", "Slots", "client_address"]
 
 logger = logging.getLogger(__name__)
 
@@ -154,3 +155,50 @@ class RateLimits:
             f"retry in {retry_after} s.",
             retry_after=retry_after,
         )
+
+
+class Slots:
+    """At most `total` of something at once in this worker, and at most `per_client`
+    of them for one client address: long work (an export) that one client, or a
+    handful, could otherwise run as often as they like."""
+
+    def __init__(self, what: str, *, total: int, per_client: int) -> None:
+        self.what = what
+        self.total = total
+        self.per_client = per_client
+        self.in_use = 0
+        self._by_client: dict[str, int] = {}
+
+    def take(self, request: Request) -> Callable[[], None]:
+        """A slot for the request's client, and the function that gives it back (once,
+        however often it is called); 429 when the client has its share running, 503
+        when the worker has all it runs."""
+        who = client_address(request)
+        if self._by_client.get(who, 0) >= self.per_client:
+            raise TooManyRequestsError(
+                f"This client already has {self.per_client} {self.what} running; "
+                "retry when it has ended.",
+                retry_after=5,
+            )
+        if self.in_use >= self.total:
+            raise ServiceUnavailableError(
+                f"This server already runs {self.total} {self.what}; retry shortly.",
+                retry_after=5,
+            )
+        self.in_use += 1
+        self._by_client[who] = self._by_client.get(who, 0) + 1
+        given_back = False
+
+        def give_back() -> None:
+            nonlocal given_back
+            if given_back:
+                return
+            given_back = True
+            self.in_use -= 1
+            left = self._by_client[who] - 1
+            if left:
+                self._by_client[who] = left
+            else:
+                del self._by_client[who]
+
+        return give_back

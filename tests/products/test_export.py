@@ -5,6 +5,8 @@ import csv
 import io
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -12,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.products.seed import seed_products
 from tests.conftest import Backend
-from tests.helpers import assert_problem, product_payload
+from tests.helpers import assert_problem, only_on, product_payload
 from tests.servers import catalog_server
 from tests.test_metrics import sample
 
@@ -97,3 +99,66 @@ async def test_a_slow_client_reading_a_large_export_does_not_pin_a_connection(
         line for line in exposition.splitlines() if line.startswith(f"{hold}_bucket")
     ]
     assert took > 1.0
+
+
+@asynccontextmanager
+async def _export_held_open(http: httpx.AsyncClient) -> AsyncIterator[None]:
+    """An export that has started and that the client then stops reading."""
+    async with http.stream("GET", "/products/export") as held:
+        assert held.status_code == 200
+        await anext(held.aiter_bytes())
+        yield
+
+
+async def _export_until_answered(http: httpx.AsyncClient) -> httpx.Response:
+    # The slot comes back when the server sees the held client gone: wait for that.
+    for _ in range(300):
+        answer = await http.get("/products/export")
+        if answer.status_code == 200:
+            return answer
+        await asyncio.sleep(0.1)
+    return answer
+
+
+@only_on("sqlite")
+async def test_exports_are_bounded_per_client_and_per_worker(
+    backend: Backend, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    # Large enough that an export does not fit in the sockets' buffers: it stays open.
+    await seed_products(engine, count=50_000, seed=4)
+    env = {**backend.env(), "CATALOG_EXPORT_CHUNK_SIZE": "500", "CATALOG_MAX_EXPORTS": "2"}
+    with catalog_server(env, tmp_path / "server.log") as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
+            async with _export_held_open(http):
+                same_client = await http.get("/products/export")
+                reads = await http.get("/products", params={"limit": 5})
+            after = await _export_until_answered(http)
+
+    body = assert_problem(same_client, 429)
+    assert "already has 1 exports running" in body["detail"]
+    assert same_client.headers["retry-after"] == "5"
+    assert reads.status_code == 200  # reads go on meanwhile
+    assert after.status_code == 200
+    assert len(after.text.splitlines()) == 50_000
+
+
+@only_on("sqlite")
+async def test_a_worker_streams_at_most_its_exports(
+    backend: Backend, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await seed_products(engine, count=50_000, seed=4)
+    env = {
+        **backend.env(),
+        "CATALOG_EXPORT_CHUNK_SIZE": "500",
+        "CATALOG_MAX_EXPORTS": "1",
+        "CATALOG_MAX_EXPORTS_PER_CLIENT": "5",
+    }
+    with catalog_server(env, tmp_path / "server.log") as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
+            async with _export_held_open(http):
+                over = await http.get("/products/export")
+            after = await _export_until_answered(http)
+
+    body = assert_problem(over, 503)
+    assert "already runs 1 exports" in body["detail"]
+    assert after.status_code == 200

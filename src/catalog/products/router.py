@@ -1,5 +1,6 @@
 """HTTP routes of the products API."""
 
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -97,6 +98,18 @@ async def list_products(
     return page
 
 
+async def _given_back_after(
+    chunks: AsyncIterator[bytes], give_back: Callable[[], None]
+) -> AsyncIterator[bytes]:
+    # The slot is the export's until its last chunk is sent, or the client goes away
+    # (Starlette then stops the iteration, and this finally runs).
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        give_back()
+
+
 @router.get(
     "/export",
     response_class=StreamingResponse,
@@ -107,6 +120,7 @@ async def list_products(
         },
         **problem_examples(
             "invalid-consistency-token",
+            "too-many-requests",
             "database-unavailable",
             validation_error=invalid(
                 ("query", "format"), "Input should be 'ndjson' or 'csv'", "enum"
@@ -115,6 +129,7 @@ async def list_products(
     },
 )
 async def export_products(
+    request: Request,
     sessionmaker: ReplicaSessionFactoryDep,
     settings: SettingsDep,
     export_format: Annotated[
@@ -122,12 +137,21 @@ async def export_products(
         Query(alias="format", description="NDJSON (one object a line) or CSV", examples=["csv"]),
     ] = product_export.ExportFormat.NDJSON,
 ) -> StreamingResponse:
-    """Stream every product. No connection is held while the client reads."""
-    size = settings.export_chunk_size
-    first = await product_export.first_chunk(sessionmaker, size)
+    """Stream every product. No connection is held while the client reads. A worker
+    streams CATALOG_MAX_EXPORTS at once (503 beyond), CATALOG_MAX_EXPORTS_PER_CLIENT to
+    one client address (429 beyond)."""
+    give_back = request.app.state.export_slots.take(request)
+    try:
+        size = settings.export_chunk_size
+        first = await product_export.first_chunk(sessionmaker, size)
+    except BaseException:
+        give_back()
+        raise
     extension = "ndjson" if export_format is product_export.ExportFormat.NDJSON else "csv"
     return StreamingResponse(
-        product_export.export_chunks(sessionmaker, export_format, first, size),
+        _given_back_after(
+            product_export.export_chunks(sessionmaker, export_format, first, size), give_back
+        ),
         media_type=export_format.media_type,
         headers={
             "Content-Disposition": f'attachment; filename="products.{extension}"',
