@@ -174,7 +174,12 @@ def main() -> None:
     }
     off = {
         f"CATALOG_RATE_LIMIT_{name}": ""
-        for name in ("LOGIN_PER_ADDRESS", "LOGIN_PER_ACCOUNT", "SIGNUP_PER_ADDRESS")
+        for name in (
+            "LOGIN_PER_ADDRESS",
+            "LOGIN_PER_ACCOUNT_AND_ADDRESS",
+            "LOGIN_PER_ACCOUNT",
+            "SIGNUP_PER_ADDRESS",
+        )
     }
     configs = {
         "before": (common, worktree / "src"),

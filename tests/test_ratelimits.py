@@ -4,6 +4,7 @@ account, shared through a real Redis, and not fooled by forwarded headers."""
 import asyncio
 import os
 import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -21,6 +22,7 @@ REDIS_URL = os.environ.get("CATALOG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 NO_AUTH = {"Authorization": ""}
 UNLIMITED = {
     "rate_limit_login_per_address": "",
+    "rate_limit_login_per_account_and_address": "",
     "rate_limit_login_per_account": "",
     "rate_limit_signup_per_address": "",
     "rate_limit_signup_per_account": "",
@@ -65,10 +67,11 @@ def _rebuilt(settings: Settings, **changes: object) -> Settings:
     return Settings(**{**settings.model_dump(), **changes})
 
 
-async def test_sign_ins_past_the_per_account_limit_are_429_with_retry_after(
+async def test_sign_ins_past_the_limit_of_an_account_from_one_address_are_429(
     settings: Settings,
 ) -> None:
-    async with serving(_limited(settings, rate_limit_login_per_account="3/minute")) as (_, client):
+    limited = _limited(settings, rate_limit_login_per_account_and_address="3/minute")
+    async with serving(limited) as (_, client):
         for _ in range(3):
             assert_problem(await _sign_in(client, "Renee@Example.com"), 401)
         # The same account however it is spelled: the limit counts canonical emails.
@@ -79,6 +82,60 @@ async def test_sign_ins_past_the_per_account_limit_are_429_with_retry_after(
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert "3 per 1 minute" in body["detail"]
     assert_problem(other_account, 401)
+
+
+def _from(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+async def test_a_flood_from_many_addresses_slows_an_account_but_never_locks_its_owner_out(
+    settings: Settings,
+) -> None:
+    flooded = _limited(
+        settings,
+        rate_limit_login_per_account_and_address="3/minute",
+        rate_limit_login_per_account="2/minute",
+        rate_limit_login_slowdown=0.01,
+        forwarded_allow_ips="127.0.0.1",
+    )
+    async with serving(flooded) as (_, client):
+        made = await client.post(
+            "/users",
+            json={"email": "owner@example.com", "password": "the right password"},
+            headers=NO_AUTH,
+        )
+        assert made.status_code == 201, made.text
+        guesses = [
+            await _sign_in(client, "owner@example.com", **_from(f"203.0.113.{n}"))
+            for n in range(1, 11)
+        ]
+        owner = await client.post(
+            "/auth/token",
+            data={"username": "owner@example.com", "password": "the right password"},
+            headers={**NO_AUTH, **_from("198.51.100.7")},
+        )
+    # Ten wrong passwords from ten addresses: each answered, slowed past the second,
+    # none refused; and the owner, elsewhere, gets in.
+    assert [guess.status_code for guess in guesses] == [401] * 10
+    assert owner.status_code == 200, owner.text
+
+
+async def test_sign_ins_past_an_accounts_limit_take_turns(settings: Settings) -> None:
+    slowdown = 0.2
+    slowed = _limited(
+        settings,
+        rate_limit_login_per_account="1/minute",
+        rate_limit_login_slowdown=slowdown,
+    )
+    async with serving(slowed) as (_, client):
+        await _sign_in(client, "turns@example.com")  # the one within the limit
+        started = time.monotonic()
+        answers = await asyncio.gather(*(_sign_in(client, "turns@example.com") for _ in range(5)))
+        took = time.monotonic() - started
+    assert [answer.status_code for answer in answers] == [401] * 5
+    # One at a time, each after the slowdown: at least five of them end to end (a
+    # lower bound, which a busy machine only makes easier to meet).
+    assert took >= 5 * slowdown
 
 
 async def test_sign_ins_and_sign_ups_past_the_per_address_limit_are_429(
@@ -108,7 +165,7 @@ async def test_workers_and_hosts_share_the_limit_through_redis(
     settings: Settings, redis_url: str
 ) -> None:
     shared = _rebuilt(
-        _limited(settings, rate_limit_login_per_account="3/minute"),
+        _limited(settings, rate_limit_login_per_account_and_address="3/minute"),
         rate_limit_storage_url=redis_url,
         rate_limit_key_prefix=f"catalog-test-{uuid.uuid4().hex}",
     )
@@ -126,7 +183,7 @@ async def test_limits_hold_in_each_worker_when_redis_is_unreachable(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     nothing_there = _rebuilt(
-        _limited(settings, rate_limit_login_per_account="2/minute"),
+        _limited(settings, rate_limit_login_per_account_and_address="2/minute"),
         rate_limit_storage_url=f"redis://127.0.0.1:{free_port()}/0",
     )
     with caplog.at_level("WARNING", logger="catalog.ratelimits"):
@@ -152,7 +209,7 @@ async def test_a_hanging_redis_costs_one_timeout_not_one_per_sign_in(settings: S
     hanging = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
     port = hanging.sockets[0].getsockname()[1]
     slow = _rebuilt(
-        _limited(settings, rate_limit_login_per_account="2/minute"),
+        _limited(settings, rate_limit_login_per_account_and_address="2/minute"),
         rate_limit_storage_url=f"redis://127.0.0.1:{port}/0",
     )
     try:

@@ -246,7 +246,13 @@ class Settings(BaseSettings):
     rate_limit_storage_url: str = ""
     rate_limit_key_prefix: str = Field(default="catalog", min_length=1, max_length=64)
     rate_limit_login_per_address: str = "30/minute"
+    # One account from one address: refused past it (429), so that guessing from one
+    # address stops, while the account's owner elsewhere is not locked out.
+    rate_limit_login_per_account_and_address: str = "10/minute"
+    # One account from anywhere: past it, sign-ins to the account are not refused but
+    # slowed: one at a time per worker, each after `rate_limit_login_slowdown` seconds.
     rate_limit_login_per_account: str = "10/minute"
+    rate_limit_login_slowdown: float = Field(default=1.0, ge=0, le=60)
     rate_limit_signup_per_address: str = "20/hour"
     rate_limit_signup_per_account: str = "5/hour"
     # Larger request bodies are refused with 413 before they are read whole. The largest
@@ -449,6 +455,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "rate_limit_login_per_address",
+        "rate_limit_login_per_account_and_address",
         "rate_limit_login_per_account",
         "rate_limit_signup_per_address",
         "rate_limit_signup_per_account",

@@ -13,6 +13,7 @@ memory instead, as it does without Redis, and logs that once; it asks Redis agai
 The limits then hold per worker rather than across them: looser, never off.
 """
 
+import asyncio
 import ipaddress
 import logging
 import math
@@ -51,6 +52,8 @@ def client_address(request: Request) -> str:
     return str(address)
 
 
+# Sign-ins to one account that may wait their turn in one worker, past its limit.
+_MOST_WAITING = 32
 # Seconds a call to Redis may take, and after which a failed Redis is asked again.
 _REDIS_TIMEOUT = 0.25
 _REDIS_RETRY = 5.0
@@ -96,7 +99,14 @@ class RateLimits:
         self._redis_again_at = 0.0
         self._redis_failing = False
         self._login_address = _rule("login-address", settings.rate_limit_login_per_address)
+        self._login_pair = _rule(
+            "login-account-address", settings.rate_limit_login_per_account_and_address
+        )
         self._login_account = _rule("login-account", settings.rate_limit_login_per_account)
+        self._slowdown = settings.rate_limit_login_slowdown
+        # Sign-ins past their account's limit, per account: the lock they take turns
+        # on, and how many wait for it.
+        self._slowed: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._signup_address = _rule("signup-address", settings.rate_limit_signup_per_address)
         self._signup_account = _rule("signup-account", settings.rate_limit_signup_per_account)
 
@@ -106,9 +116,34 @@ class RateLimits:
             await self._redis.disconnect()
 
     async def sign_in(self, request: Request, account: str) -> None:
-        """Count a sign-in attempt of `account` from the request's client; 429 if over."""
-        await self._hit(self._login_address, client_address(request))
-        await self._hit(self._login_account, account)
+        """Count a sign-in attempt of `account` from the request's client: 429 past the
+        limit of the address, or of the account from this address; past the account's
+        own limit, the attempt waits its turn instead (OWASP: lock out an address, slow
+        an account down; never lock its owner out from elsewhere)."""
+        address = client_address(request)
+        await self._hit(self._login_address, address)
+        await self._hit(self._login_pair, f"{account} {address}")
+        if await self._retry_after(self._login_account, account) is not None:
+            await self._slow_down(account)
+
+    async def _slow_down(self, account: str) -> None:
+        # One attempt at a time per account in this worker, each after the slowdown: a
+        # guessing rate of one a second, spread over as many addresses as the attacker
+        # has, and the owner's attempt waits behind those queued before it. Past
+        # _MOST_WAITING queued, refused: the memory of a flood stays bounded.
+        lock, waiting = self._slowed.setdefault(account, (asyncio.Lock(), [0]))
+        if waiting[0] >= _MOST_WAITING:
+            raise TooManyRequestsError(
+                "Too many sign-ins to this account at once; retry in a minute.", retry_after=60
+            )
+        waiting[0] += 1
+        try:
+            async with lock:
+                await asyncio.sleep(self._slowdown)
+        finally:
+            waiting[0] -= 1
+            if not waiting[0]:
+                del self._slowed[account]
 
     async def sign_up(self, request: Request, account: str) -> None:
         """Count a sign-up of `account` from the request's client; 429 if over."""
@@ -130,8 +165,20 @@ class RateLimits:
             )
 
     async def _hit(self, rule: _Rule, who: str) -> None:
+        retry_after = await self._retry_after(rule, who)
+        if retry_after is not None:
+            assert rule.item is not None
+            raise TooManyRequestsError(
+                f"Too many attempts ({rule.item}, per {rule.name.split('-', 1)[1]}); "
+                f"retry in {retry_after} s.",
+                retry_after=retry_after,
+            )
+
+    async def _retry_after(self, rule: _Rule, who: str) -> int | None:
+        """Count one attempt of `who` under `rule`: None if within the limit, else the
+        seconds until it would be."""
         if rule.item is None:
-            return
+            return None
         limiter = self._chosen()
         try:
             allowed = await limiter.hit(rule.item, rule.name, who)
@@ -148,13 +195,8 @@ class RateLimits:
                 self._redis_failing = False
                 logger.warning("rate limits: Redis answers again; counting there")
         if allowed:
-            return
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-        raise TooManyRequestsError(
-            f"Too many attempts ({rule.item}, per {rule.name.split('-')[1]}); "
-            f"retry in {retry_after} s.",
-            retry_after=retry_after,
-        )
+            return None
+        return max(1, math.ceil(stats.reset_time - time.time()))
 
 
 class Slots:

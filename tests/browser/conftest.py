@@ -194,8 +194,8 @@ async def audit(page: "Page") -> list[str]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def staff_state(chromium: "Browser", shop: Server) -> dict[str, Any]:
     """The cookies of a browser signed in as the shop's staff, once per shop: signing in
-    for every test would meet the sign-in rate limit (10 a minute per account), as it
-    should."""
+    for every test would meet the sign-in rate limit (10 a minute per account from one
+    address), as it should."""
     context = await chromium.new_context(base_url=shop.base_url)
     try:
         page = await context.new_page()
