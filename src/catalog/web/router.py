@@ -141,7 +141,11 @@ async def search(
             request, "results.html", context, status_code=422, headers={"Cache-Control": "no-store"}
         )
     page = await product_service.list_products(reader=reader, settings=settings, query=query)
-    found = await request.app.state.count_cache.get(reader, query.filters(), categories)
+    if page.next_cursor is None and page.previous_cursor is None:
+        # The whole result is on this page: it is its own count.
+        found = product_service.ResultCount(len(page.items))
+    else:
+        found = await request.app.state.count_cache.get(reader, query.filters(), categories)
     unpaged = {name: value for name, value in given.items() if name not in ("cursor", "offset")}
     number = _page_number(request) if "cursor" in given else 1
     context |= {
