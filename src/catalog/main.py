@@ -30,7 +30,7 @@ from catalog.products.router import router as products_router
 from catalog.ratelimits import RateLimits, Slots
 from catalog.requestid import TrustedProxyMiddleware
 from catalog.shutdown import ShutdownDeadline, ShutdownDeadlineMiddleware
-from catalog.startup import check_database
+from catalog.startup import StartupCheckError, check_database
 from catalog.tracing import instrument_app, instrument_engine
 from catalog.users.router import router as users_router
 from catalog.users.security import PasswordHasher
@@ -135,6 +135,11 @@ async def _read_replica(
         interval=settings.replica_check_interval,
         timeout=settings.ready_timeout,
     )
+    if problem := await monitor.unsupported():
+        await check_replica.dispose()
+        await check_primary.dispose()
+        await read_engine.dispose()
+        raise StartupCheckError(f"catalog cannot start: {problem}")
     await monitor.check()  # a replica that is down at start is skipped from the start
     watching = asyncio.create_task(monitor.run(), name="catalog-replica-monitor")
     try:

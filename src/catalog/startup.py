@@ -84,6 +84,9 @@ async def replica_status(settings: Settings, engine: AsyncEngine) -> str | None:
             interval=settings.replica_check_interval,
             timeout=settings.ready_timeout,
         )
+        if problem := await monitor.unsupported():
+            label = make_url(settings.read_database_url).render_as_string(hide_password=True)
+            return f"{label}: cannot be used: {problem}"
         # Two checks, as the service's monitor makes them: the first alone cannot tell
         # a replica a moment behind from one hours behind.
         await monitor.check()

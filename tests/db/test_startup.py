@@ -112,3 +112,14 @@ def test_doctor_reports_an_index_the_migrations_made_and_the_database_lacks(
     assert result.exit_code == 1, result.output
     assert "MISSING: index ix_products_price_id on products" in result.output
     assert "all present" in CliRunner().invoke(cli, ["doctor"], env={"COLUMNS": "300"}).output
+
+
+@only_on("mariadb")
+async def test_a_mariadb_replica_without_galera_is_refused_at_start(backend: Backend) -> None:
+    # Binlog replication gives no position a consistency token could name: every write
+    # answered "Consistency-Token: None", and the client's next reads were 400 for 7 s.
+    settings = backend.settings(read_database_url=backend.settings().database_url)
+    with pytest.raises(StartupCheckError) as refused:
+        async with LifespanManager(create_app(settings)):
+            pass
+    assert "needs a Galera cluster" in str(refused.value)

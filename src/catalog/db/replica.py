@@ -137,8 +137,27 @@ class ReplicaMonitor:
 
     async def commit_position(self, primary: Reader) -> str:
         """The primary's position now, read through `primary` (the app's pool): after a
-        commit, the token of that write."""
-        return str(await primary.scalar_one(self._positions.primary))
+        commit, the token of that write. ValueError if the primary gives none."""
+        value = await primary.scalar_one(self._positions.primary)
+        if value is None or self._positions.parse(str(value)) is None:
+            raise ValueError(f"the primary gave no position: {value!r}")
+        return str(value)
+
+    async def unsupported(self) -> str | None:
+        """Why this primary cannot be followed by position, or None if it can: a MariaDB
+        or MySQL server whose replication is not Galera has no WSREP_LAST_COMMITTED
+        (its binlog positions name no order across servers that a token could use)."""
+        try:
+            await self.commit_position(self.primary)
+        except ValueError:
+            if self._positions is _GALERA:
+                return (
+                    "CATALOG_READ_DATABASE_URL on MariaDB/MySQL needs a Galera cluster "
+                    "(wsrep on, WSREP_LAST_COMMITTED set); this primary has none, as with "
+                    "asynchronous binlog replication, which catalog cannot follow"
+                )
+            return "the primary gives no replication position"
+        return None
 
     def parse_token(self, value: str) -> int | None:
         """The position a token names, or None if it is not a token of this kind."""
