@@ -13,7 +13,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.products.models import Product
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, product_payload
 
 START = datetime(2021, 1, 1, tzinfo=UTC)
 CATEGORIES = ("books", "games", None)
@@ -301,3 +301,47 @@ async def test_a_cursor_with_an_offset_is_422(
     cursor = (await client.get("/products", params={"limit": 5})).json()["next_cursor"]
     response = await client.get("/products", params={"limit": 5, "cursor": cursor, "offset": 5})
     assert_problem(response, 422)
+
+
+_NAMES = [
+    "banana",
+    "Apple",
+    "apple",
+    "Zebra",
+    "éclair",
+    "eclair",
+    "Straße",
+    "STRASSE",
+    "ﬁg",  # the ligature: NFKC makes it "fig"
+    "FIG",
+    "Ünter",
+    "unter",
+    "10 tools",
+    "9 tools",
+    "naïve ",
+    "naïve",
+]
+
+
+@pytest.mark.parametrize("sort", ["name", "-name"])
+async def test_names_sort_the_same_way_on_every_backend(
+    client: httpx.AsyncClient, sort: str
+) -> None:
+    from catalog.products.schemas import name_key
+
+    made = []
+    for number, name in enumerate(_NAMES):
+        response = await client.post("/products", json=product_payload(f"N-{number}", name=name))
+        assert response.status_code == 201, response.text
+        made.append(response.json())
+    # Normalised (NFKC), case-folded, then code point by code point; ties by id.
+    expected = sorted(made, key=lambda p: (name_key(p["name"]), p["id"]))
+    if sort == "-name":
+        expected = sorted(made, key=lambda p: (name_key(p["name"]), p["id"]), reverse=True)
+    seen = await walk(client, {"sort": sort, "limit": 5})
+    assert [p["name"] for p in seen] == [p["name"] for p in expected]
+    # For instance: "Apple" and "apple" together, before "banana"; "Zebra" after it.
+    names = [p["name"] for p in seen]
+    if sort == "name":
+        assert names.index("banana") > max(names.index("Apple"), names.index("apple"))
+        assert names.index("Zebra") > names.index("banana")

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, Numeric, String
-from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -14,6 +14,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 __all__ = [
     "Base",
     "BigIntPrimaryKey",
+    "CodePointString",
     "ExactString",
     "Money",
     "TimestampMixin",
@@ -109,6 +110,20 @@ class Money(TypeDecorator[Decimal]):
         if dialect.name == "sqlite":
             return (Decimal(int(value)) / 100).quantize(self._CENT)
         return Decimal(value).quantize(self._CENT)
+
+
+def CodePointString(length: int) -> TypeEngine[str]:  # noqa: N802 - reads as a type
+    """VARCHAR(length) that sorts by Unicode code point on every database: PostgreSQL's
+    "C" collation (bytes of UTF-8, which is code point order), MariaDB/MySQL's
+    utf8mb4_bin, SQLite's BINARY. For keys that must order the same everywhere
+    (products.name_key); each database's own collation orders text its own way."""
+    return (
+        String(length)
+        .with_variant(postgresql.VARCHAR(length, collation="C"), "postgresql")
+        .with_variant(
+            mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+        )
+    )
 
 
 def ExactString(length: int) -> TypeEngine[str]:  # noqa: N802 - reads as a type

@@ -1,13 +1,29 @@
 """The products table."""
 
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import CheckConstraint, Index, Integer, String, Text
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column
 
-from catalog.db.base import Base, BigIntPrimaryKey, ExactString, Money, TimestampMixin
+from catalog.db.base import (
+    Base,
+    BigIntPrimaryKey,
+    CodePointString,
+    ExactString,
+    Money,
+    TimestampMixin,
+)
+from catalog.products.schemas import NAME_KEY_LENGTH, name_key
 
 __all__ = ["Category", "Product"]
+
+
+def _name_key_of_insert(context: DefaultExecutionContext) -> str:
+    # For writers that give a name and no key (a script's bulk insert, say).
+    parameters: dict[str, Any] = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return name_key(str(parameters["name"]))
 
 
 class Product(TimestampMixin, Base):
@@ -19,7 +35,7 @@ class Product(TimestampMixin, Base):
         CheckConstraint("price >= 0", name="price_non_negative"),
         # One index per sort of GET /products, ending in id: a keyset page is a range
         # scan from the cursor, whatever the sort, and ties come out in id order.
-        Index("ix_products_name_id", "name", "id"),
+        Index("ix_products_name_key_id", "name_key", "id"),
         Index("ix_products_price_id", "price", "id"),
         Index("ix_products_created_at_id", "created_at", "id"),
         # The category filter, alone or with a price range or sort.
@@ -32,6 +48,11 @@ class Product(TimestampMixin, Base):
     # Compared exactly on every database: SKU-a and sku-a are two products.
     sku: Mapped[str] = mapped_column(ExactString(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # What sort=name orders by, the same on every database (products.schemas.name_key):
+    # set with every name written (products.repository), else from the name inserted.
+    name_key: Mapped[str] = mapped_column(
+        CodePointString(NAME_KEY_LENGTH), default=_name_key_of_insert, server_default=""
+    )
     description: Mapped[str] = mapped_column(Text, default="")
     price: Mapped[Decimal] = mapped_column(Money())
     stock: Mapped[int] = mapped_column(Integer, default=0)

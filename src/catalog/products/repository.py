@@ -35,7 +35,7 @@ from catalog.db.base import utcnow
 from catalog.db.explain import Explain
 from catalog.db.session import Reader
 from catalog.products.models import Category, Product
-from catalog.products.schemas import ProductFilters, ProductSort
+from catalog.products.schemas import ProductFilters, ProductSort, name_key
 from catalog.products.search import Search, search
 
 __all__ = [
@@ -66,7 +66,10 @@ __all__ = [
 def _changed(**values: Any) -> dict[str, Any]:
     """`values`, and what every change to a product also sets: the next version (its
     ETag, which If-Match compares) and the time of the change. The one place both move;
-    each change is one guarded UPDATE, so the ORM's own versioning is not used."""
+    each change is one guarded UPDATE, so the ORM's own versioning is not used. A new
+    name comes with its sort key."""
+    if isinstance(values.get("name"), str):
+        values["name_key"] = name_key(values["name"])
     return {**values, "version": Product.version + 1, "updated_at": utcnow()}
 
 
@@ -479,7 +482,7 @@ async def prices(session: AsyncSession, product_ids: Iterable[int]) -> dict[int,
     return {row.id: row.price for row in await session.execute(statement)}
 
 
-_UPSERTED = ("name", "description", "price", "stock", "category")
+_UPSERTED = ("name", "name_key", "description", "price", "stock", "category")
 
 
 # The categories of the products with these SKUs, their rows locked (PostgreSQL,

@@ -30,6 +30,7 @@ __all__ = [
     "CATEGORY",
     "IN_WORDS",
     "MAX_STOCK",
+    "NAME_KEY_LENGTH",
     "OFFSET_CAP",
     "PRICE",
     "SKU",
@@ -42,6 +43,7 @@ __all__ = [
     "ProductRead",
     "ProductSort",
     "ProductUpdate",
+    "name_key",
     "normal_category",
     "normal_text",
 ]
@@ -78,6 +80,21 @@ def normal_category(value: object) -> object:
         return value
     folded = unicodedata.normalize("NFKC", value).lower()
     return unicodedata.normalize("NFC", _SPACES.sub(" ", folded).strip(" "))
+
+
+# Long enough for any name's key: case folding and NFKC lengthen a few characters
+# ("ß" is "ss"); a longer key is cut, and the id orders what the cut leaves equal.
+NAME_KEY_LENGTH = 400
+
+
+def name_key(name: str) -> str:
+    """What products sort by when sorted by name, the same on every database: the name
+    in NFKC, case-folded (NFKC again after the folding, as Unicode's NFKC_Casefold), with
+    no trailing spaces (MariaDB's binary collation ignores them in comparisons), compared
+    code point by code point (db.base.CodePointString). "apple", "Apple" and "APPLE" in
+    full-width letters sort together; "Zebra" after "apple", unlike a byte order's."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return folded.rstrip(" ")[:NAME_KEY_LENGTH]
 
 
 SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -270,7 +287,9 @@ class ProductSort(enum.StrEnum):
 
     @property
     def column(self) -> str:
-        return self.value.lstrip("-")
+        """The column this sort orders by: by name is by name_key (name_key())."""
+        column = self.value.lstrip("-")
+        return "name_key" if column == "name" else column
 
     @property
     def descending(self) -> bool:

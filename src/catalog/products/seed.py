@@ -22,6 +22,7 @@ from catalog.db.bulk import (
 )
 from catalog.products import repository
 from catalog.products.models import Product
+from catalog.products.schemas import name_key
 
 __all__ = ["demo_products", "seed_products"]
 
@@ -57,7 +58,7 @@ _BOOK_NOUNS = ("atlas", "field guide")
 
 
 _COLUMNS = (
-    "sku", "name", "description", "price", "stock",
+    "sku", "name", "name_key", "description", "price", "stock",
     "category", "version", "created_at", "updated_at",
 )  # fmt: skip
 _CAPITALIZED = tuple(adjective.capitalize() for adjective in _ADJECTIVES)
@@ -84,9 +85,11 @@ def _demo_rows(count: int, seed: int) -> Iterator[tuple[Any, ...]]:
         category = _CATEGORIES[int(rand() * len(_CATEGORIES))]
         if number in dinosaur_books:
             topic, noun, category = _RARE_TOPIC, _BOOK_NOUNS[number % len(_BOOK_NOUNS)], "books"
+        name = f"{title} {noun} about {topic}"
         yield (
             f"DEMO-{number:07d}",
-            f"{title} {noun} about {topic}",
+            name,
+            name_key(name),
             f"{article} {adjective} {noun} for anyone who loves {topic}.",
             price,
             stock,

@@ -30,6 +30,7 @@ from catalog.pagination import InvalidCursorError, decode_cursor, encode_cursor
 from catalog.products import repository
 from catalog.products.models import Product
 from catalog.products.schemas import (
+    NAME_KEY_LENGTH,
     PRICE,
     SKU,
     CategoryRead,
@@ -259,10 +260,11 @@ def _id(value: Any) -> int:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _name(value: Any) -> str:
-    # No name holds a control character (NUL above all: PostgreSQL refuses it in text).
-    if not isinstance(value, str) or len(value) > 200 or _CONTROL.search(value):
-        raise ValueError("not a name")
+def _name_key(value: Any) -> str:
+    # A name's sort key (schemas.name_key): no control character (NUL above all:
+    # PostgreSQL refuses it in text), no longer than the column.
+    if not isinstance(value, str) or len(value) > NAME_KEY_LENGTH or _CONTROL.search(value):
+        raise ValueError("not a name key")
     return value
 
 
@@ -290,7 +292,7 @@ def _rank(value: Any) -> float:
 # What a cursor may hold as the sort value of each sort: exactly what _sort_value
 # writes, checked as strictly as a request body (a cursor is signed, but a leaked key
 # must not turn into a 500 or a query on values no column can hold).
-_SORT_VALUES = {"id": _id, "name": _name, "price": _price, "created_at": _moment}
+_SORT_VALUES = {"id": _id, "name_key": _name_key, "price": _price, "created_at": _moment}
 
 
 # A cursor's position is [sort value, id] of the last row sent (the next page starts

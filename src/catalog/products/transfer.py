@@ -29,7 +29,7 @@ from catalog.db.session import create_sessionmaker
 from catalog.jsonbody import loads as strict_json
 from catalog.products import repository
 from catalog.products.export import ExportFormat, cell_from_csv, export_chunks, first_chunk
-from catalog.products.schemas import IN_WORDS, ProductCreate
+from catalog.products.schemas import IN_WORDS, ProductCreate, name_key
 from catalog.schemas import WHOLE_NUMBER, UTCTimestamp, in_words
 
 __all__ = [
@@ -180,6 +180,7 @@ def _values(row: ProductRow) -> dict[str, Any]:
     return {
         "sku": row.sku,
         "name": row.name,
+        "name_key": name_key(row.name),
         "description": row.description,
         "price": row.price,
         "stock": row.stock,
