@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,6 +25,7 @@ from pydantic.config import JsonDict
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
+from catalog.products.terms import finds_something
 from catalog.schemas import NO_CONTROL_CHARACTERS, WHOLE_NUMBER, JSONNumber, UTCTimestamp
 
 __all__ = [
@@ -319,6 +321,17 @@ class ProductFilters:
         return repr((sort.value, *(getattr(self, name) for name in self.__dataclass_fields__)))
 
 
+def _finds_something(q: str | None) -> str | None:
+    # Each database answered a query of only exclusions its own way (PostgreSQL: almost
+    # every product; SQLite and MariaDB: none); refused everywhere instead.
+    if q is not None and not finds_something(q):
+        raise PydanticCustomError(
+            "nothing_to_find",
+            "names no word to find, only words to leave out: add a word to search for",
+        )
+    return q
+
+
 # Deeper than this, `offset` is refused with a pointer to `cursor` (ProductQuery._capped).
 OFFSET_CAP = 10_000
 
@@ -327,13 +340,16 @@ class ProductQuery(BaseModel):
     """The query string of GET /products: filters, order and paging, with the rules that
     tie them together (a 422 naming the parameter, like any other bad value)."""
 
-    q: Annotated[str | None, BeforeValidator(normal_text)] = Field(
-        default=None,
-        min_length=1,
-        max_length=200,
-        pattern=NO_CONTROL_CHARACTERS,
-        description="Full-text search in name and description; results by relevance",
-        examples=['dinosaur -"pop-up"'],
+    q: Annotated[str | None, BeforeValidator(normal_text), AfterValidator(_finds_something)] = (
+        Field(
+            default=None,
+            min_length=1,
+            max_length=200,
+            pattern=NO_CONTROL_CHARACTERS,
+            description="Full-text search in name and description; results by relevance. "
+            "At least one word to find: a query that only leaves words out (`-toy`) is 422",
+            examples=['dinosaur -"pop-up"'],
+        )
     )
     category: Annotated[str | None, BeforeValidator(normal_category)] = Field(
         default=None,

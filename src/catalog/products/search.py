@@ -1,6 +1,7 @@
-"""Full-text search over name and description, in each dialect's own way (migration 0004)."""
+"""Full-text search over name and description, in each dialect's own way (migrations 0004
+and 0010), with one query language: every database is given the terms this module
+parsed, never the client's text as its own query syntax."""
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,55 +21,39 @@ from sqlalchemy import (
 from sqlalchemy.dialects.mysql import match as mysql_match
 
 from catalog.products.models import Product
+from catalog.products.terms import Group, groups_of
 
 __all__ = ["Search", "search"]
 
-# A query is read as PostgreSQL's websearch_to_tsquery reads it, on every database:
-# words must all match; "a quoted phrase" matches its words in that order; a word or
-# phrase after `-` must not match; `or` between terms offers alternatives. Only the
-# words (\w+) of the query reach SQLite's and MariaDB's query syntax, each quoted or
-# marked by us, so no operator of theirs comes from the client.
-_TOKEN = re.compile(r'(-?)"([^"]*)"?|(-?)([^\s"]+)', re.UNICODE)
-_WORD = re.compile(r"\w+", re.UNICODE)
-_MAX_TERMS = 16
 _FTS = table("products_fts", column("rowid"))
+# English stemming without accents (migration 0010): "creme" finds "crème", as it does
+# on SQLite (FTS5's unicode61) and MariaDB (its accent-insensitive collation). A
+# constant of ours, written as SQL text.
+_PG_CONFIG: ColumnElement[Any] = literal_column("'catalog_english'::regconfig")
 
 
-@dataclass(frozen=True)
-class _Group:
-    """Terms that must all match (each a phrase of one or more words), and terms that
-    must not; a query matches when any one of its groups does."""
+def _tsquery(groups: list[Group]) -> ColumnElement[Any]:
+    # The same groups as the other databases get, as a tsquery built from bound
+    # phrases: phraseto_tsquery for each term, joined by tsquery_and/or/not (the
+    # functions of the &&, || and !! operators).
+    def phrase(words: tuple[str, ...]) -> ColumnElement[Any]:
+        return func.phraseto_tsquery(_PG_CONFIG, " ".join(words))
 
-    required: tuple[tuple[str, ...], ...]
-    excluded: tuple[tuple[str, ...], ...]
-
-
-def _groups(q: str) -> list[_Group]:
-    groups: list[_Group] = []
-    required: list[tuple[str, ...]] = []
-    excluded: list[tuple[str, ...]] = []
-    terms = 0
-    for match in _TOKEN.finditer(q):
-        quote_minus, quoted, word_minus, bare = match.groups()
-        if bare is not None and not word_minus and bare.lower() == "or":
-            if required or excluded:
-                groups.append(_Group(tuple(required), tuple(excluded)))
-            required, excluded = [], []
-            continue
-        words = tuple(_WORD.findall(quoted if quoted is not None else bare))
-        if not words or terms >= _MAX_TERMS:
-            continue
-        terms += 1
-        (excluded if (quote_minus or word_minus) else required).append(words)
-    if required or excluded:
-        groups.append(_Group(tuple(required), tuple(excluded)))
-    # A group that only excludes would match almost everything; neither SQLite's FTS5
-    # nor MariaDB's boolean mode can say it, so it is dropped on every database but
-    # PostgreSQL.
-    return [group for group in groups if group.required]
+    alternatives = []
+    for group in groups:
+        query = phrase(group.required[0])
+        for words in group.required[1:]:
+            query = func.tsquery_and(query, phrase(words))
+        for words in group.excluded:
+            query = func.tsquery_and(query, func.tsquery_not(phrase(words)))
+        alternatives.append(query)
+    combined = alternatives[0]
+    for alternative in alternatives[1:]:
+        combined = func.tsquery_or(combined, alternative)
+    return combined
 
 
-def _fts5_query(groups: list[_Group]) -> str:
+def _fts5_query(groups: list[Group]) -> str:
     def phrase(words: tuple[str, ...]) -> str:
         return '"' + " ".join(words) + '"'  # FTS5: the words in this order
 
@@ -81,7 +66,7 @@ def _fts5_query(groups: list[_Group]) -> str:
     return " OR ".join(alternatives)
 
 
-def _boolean_mode_query(groups: list[_Group]) -> str:
+def _boolean_mode_query(groups: list[Group]) -> str:
     def term(words: tuple[str, ...]) -> str:
         # One word as a prefix (InnoDB does not stem); a phrase exactly.
         return f"{words[0]}*" if len(words) == 1 else '"' + " ".join(words) + '"'
@@ -114,17 +99,15 @@ class Search:
 
 def search(dialect: str, q: str) -> Search:
     """How to find and rank products matching `q` on `dialect`."""
+    groups = groups_of(q)
+    if not groups:
+        return Search(condition=false(), rank=literal(0.0))
     if dialect == "postgresql":
-        # websearch_to_tsquery takes any text ("dinosaur -toy", quotes) and never errors.
-        # The configuration is a constant of ours, written as SQL text; q is a bind.
-        query = func.websearch_to_tsquery(literal_column("'english'::regconfig"), q)
+        query = _tsquery(groups)
         vector: ColumnElement[Any] = literal_column("products.search_vector")
         return Search(
             condition=vector.op("@@")(query), rank=func.ts_rank(vector, query, type_=Float)
         )
-    groups = _groups(q)
-    if not groups:
-        return Search(condition=false(), rank=literal(0.0))
     if dialect == "sqlite":
         fts: ColumnElement[Any] = literal_column("products_fts")
         # bm25() is lower for better matches.
