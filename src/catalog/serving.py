@@ -21,32 +21,27 @@ server, so that a uvicorn release that changes them fails there.
 """
 
 import asyncio
-import json
 import logging
 from typing import Any
 
+from fastapi.responses import JSONResponse
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from catalog.config import get_settings
+from catalog.errors import problem_response
 
 __all__ = ["BoundedHttpToolsProtocol"]
 
 logger = logging.getLogger(__name__)
 
 
-def _answer(status: int, reason: str, slug: str, title: str, detail: str) -> bytes:
+def _answer(response: JSONResponse, reason: str) -> bytes:
     # Written on the socket itself: the request never reached the app, so neither its
-    # error handler nor its headers apply. The same problem+json shape all the same.
-    body = json.dumps(
-        {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail}
-    ).encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\n"
-        "content-type: application/problem+json\r\n"
-        f"content-length: {len(body)}\r\n"
-        "connection: close\r\n\r\n"
-    ).encode()
-    return head + body
+    # handler nor its middleware apply; the problem is the one the app would send.
+    head = [f"HTTP/1.1 {response.status_code} {reason}".encode()]
+    head += [name + b": " + value for name, value in response.raw_headers]
+    head.append(b"connection: close")
+    return b"\r\n".join(head) + b"\r\n\r\n" + bytes(response.body)
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -84,9 +79,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._in_head and self.headers is not None:  # a request was begun
             detail = f"The request's head did not arrive within {self._client_timeout:g} s."
-            self.transport.write(
-                _answer(408, "Request Timeout", "request-timeout", "Request timeout", detail)
-            )
+            problem = problem_response(408, "request-timeout", detail)
+            self.transport.write(_answer(problem, "Request Timeout"))
         self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -123,15 +117,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.client[0] if self.client else "?",
         )
         detail = f"The request line and headers are over {self._max_head_bytes:,} bytes."
-        self.transport.write(
-            _answer(
-                431,
-                "Request Header Fields Too Large",
-                "request-header-fields-too-large",
-                "Request header fields too large",
-                detail,
-            )
-        )
+        problem = problem_response(431, "request-header-fields-too-large", detail)
+        self.transport.write(_answer(problem, "Request Header Fields Too Large"))
         self.transport.close()
 
     def on_message_begin(self) -> None:
