@@ -92,6 +92,10 @@ async def test_sql_looking_filters_are_plain_values_in_counts(
     await _product(client, category="books")
     for params in ({"q": value}, {"category": value}, {"q": f"dinosaur {value}"}):
         response = await client.get("/products", params={**params, "count": count})
+        if response.status_code == 422:  # a q with no word in it to find: said so
+            assert params == {"q": value}, response.text
+            assert response.json()["errors"][0]["type"] == "nothing_to_find"
+            continue
         assert response.status_code == 200, (params, response.text)
         assert isinstance(response.json()["total"], int)
     assert (await client.get("/products", params={"count": "exact"})).json()["total"] == 1

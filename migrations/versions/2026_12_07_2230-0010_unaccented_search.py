@@ -38,10 +38,11 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
-    # Kept by a database whose tables were dropped and made again (the tests', say).
+    # Kept by a database whose tables were dropped and made again (the tests', say);
+    # PostgreSQL 15 says a name taken with unique_violation, not duplicate_object.
     op.execute(
         "DO $$ BEGIN CREATE TEXT SEARCH CONFIGURATION catalog_english (COPY = english); "
-        "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
     )
     op.execute(
         "ALTER TEXT SEARCH CONFIGURATION catalog_english "

@@ -11,7 +11,7 @@ from catalog.config import get_settings
 from catalog.db.engine import create_engine
 from catalog.main import create_app
 from catalog.startup import StartupCheckError
-from tests.conftest import Backend
+from tests.conftest import SERVER_URLS, Backend
 from tests.helpers import only_on
 
 
@@ -118,6 +118,8 @@ def test_doctor_reports_an_index_the_migrations_made_and_the_database_lacks(
 async def test_a_mariadb_replica_without_galera_is_refused_at_start(backend: Backend) -> None:
     # Binlog replication gives no position a consistency token could name: every write
     # answered "Consistency-Token: None", and the client's next reads were 400 for 7 s.
+    if backend.url != SERVER_URLS["mariadb"]:
+        pytest.skip("a Galera node gives the positions a replica needs")
     settings = backend.settings(read_database_url=backend.settings().database_url)
     with pytest.raises(StartupCheckError) as refused:
         async with LifespanManager(create_app(settings)):
