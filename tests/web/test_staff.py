@@ -84,6 +84,28 @@ async def test_staff_create_a_product_and_find_it(
     assert f"/staff/products/{product_id}" in listed.text
 
 
+@pytest.mark.parametrize("stock", ["\u0661\u0662", "\u0967\u0966", "\uff11\uff12"])
+async def test_a_stock_in_digits_other_than_ascii_is_refused_on_the_form(
+    staff: httpx.AsyncClient, client: httpx.AsyncClient, stock: str
+) -> None:
+    # Arabic-Indic, Devanagari and full-width "12": the API refuses them, and so does
+    # the form (it stored them as 12).
+    response = await _form(
+        staff,
+        "/staff/products/new",
+        "/staff/products/new",
+        sku="DIGITS-1",
+        name="Digit lamp",
+        description="",
+        price="1.00",
+        stock=stock,
+        category="",
+    )
+    assert response.status_code == 422
+    assert "Stock must be a whole number" in response.text
+    assert (await client.get("/products", params={"count": "exact"})).json()["total"] == 0
+
+
 async def test_a_product_form_that_is_not_valid_is_shown_again_as_typed(
     staff: httpx.AsyncClient,
 ) -> None:
