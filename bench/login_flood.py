@@ -13,7 +13,15 @@ another is measured, on one database seeded with 1,000 products and one account:
   worktree;
 - after, no rate limit: this checkout with the rate limits off, so the whole flood
   reaches the hashing (what the bound on concurrent hashes alone does);
-- after: this checkout as shipped (the flood, all from one address, gets 429s).
+- after, from one address: this checkout as shipped, the flood from one address (it
+  gets 429s past the account-and-address limit);
+- after, from many addresses: the same, each flooding request from another address
+  (X-Forwarded-For, trusted from this host), which no per-address limit stops: the
+  account's own limit slows the flood down instead.
+
+Meanwhile the account's owner signs in with the right password from another address,
+one try after another (the "before" server does not trust the forwarded address: its
+owner shares the flood's).
 
 Each round, per server: 1 s of reads alone, then `--flood` wrk connections sending wrong
 passwords for the account while one client reads GET /products/{id} one after another.
@@ -55,7 +63,21 @@ WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.body = "username=flooded%40example.com&password=not+the+password"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["X-Forwarded-For"] = "203.0.113.9"
 """
+# The same flood, each request from another address (the servers that trust this host
+# as a proxy believe X-Forwarded-For): what no per-address limit stops.
+WRK_SPREAD_SCRIPT = """
+wrk.method = "POST"
+wrk.body = "username=flooded%40example.com&password=not+the+password"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+request = function()
+  wrk.headers["X-Forwarded-For"] = math.random(1, 223) .. "." .. math.random(0, 255)
+    .. "." .. math.random(0, 255) .. "." .. math.random(1, 254)
+  return wrk.format(nil)
+end
+"""
+OWNER = {"X-Forwarded-For": "198.51.100.7"}
 
 
 @dataclass
@@ -67,6 +89,10 @@ class Result:
     sign_ins: Counter[int] = field(default_factory=Counter)
     seconds: float = 0.0
     peak_rss_mib: float = 0.0
+    # The account's owner signing in with the right password during the flood, from
+    # another address: the answers' statuses and times.
+    owner: Counter[int] = field(default_factory=Counter)
+    owner_ms: list[float] = field(default_factory=list)
 
 
 async def prepare(url: str) -> None:
@@ -105,6 +131,24 @@ def _reads(base_url: str, until: float, into: list[float]) -> int:
     return failures
 
 
+def _owner(base_url: str, until: float, result: Result) -> None:
+    """The owner signs in with the right password, one try after another."""
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        while time.monotonic() < until:
+            started = time.perf_counter()
+            try:
+                status = client.post(
+                    "/auth/token",
+                    data={"username": EMAIL, "password": "the password"},
+                    headers=OWNER,
+                ).status_code
+            except httpx.HTTPError:
+                status = 0
+            result.owner_ms.append((time.perf_counter() - started) * 1000)
+            result.owner[status] += 1
+            time.sleep(0.5)
+
+
 def _flood(base_url: str, seconds: int, connections: int, script: Path) -> None:
     """wrk sending wrong passwords (the server's metrics count the answers)."""
     subprocess.run(
@@ -132,9 +176,12 @@ def measure(base_url: str, seconds: int, flood: int, script: Path, result: Resul
     failures: list[int] = []
     until = time.monotonic() + seconds
     reader = threading.Thread(target=lambda: failures.append(_reads(base_url, until, reads)))
+    owner = threading.Thread(target=_owner, args=(base_url, until, result))
     reader.start()
+    owner.start()
     _flood(base_url, seconds, flood, script)
     reader.join()
+    owner.join()
     result.flood_ms += reads
     result.reads += len(reads)
     result.failed_reads += sum(failures)
@@ -162,6 +209,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="catalog-login-flood-"))
     script = workdir / "flood.lua"
     script.write_text(WRK_SCRIPT)
+    spread = workdir / "spread.lua"
+    spread.write_text(WRK_SPREAD_SCRIPT)
     worktree = workdir / "before"
     subprocess.run(
         ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.before],
@@ -181,10 +230,13 @@ def main() -> None:
             "SIGNUP_PER_ADDRESS",
         )
     }
+    trusted = {**common, "CATALOG_FORWARDED_ALLOW_IPS": "127.0.0.1"}
+    # name: (environment, the old checkout or None, the flood's script)
     configs = {
-        "before": (common, worktree / "src"),
-        "after, no rate limit": ({**common, **off}, None),
-        "after": (common, None),
+        "before": (common, worktree / "src", script),
+        "after, no rate limit": ({**trusted, **off}, None, script),
+        "after, from one address": (trusted, None, script),
+        "after, from many addresses": (trusted, None, spread),
     }
     results = {name: Result() for name in configs}
     try:
@@ -200,12 +252,13 @@ def main() -> None:
                         ready_path="/health/ready",
                     )
                 )
-                for name, (env, app_dir) in configs.items()
+                for name, (env, app_dir, _) in configs.items()
             }
             for round_number in range(args.rounds):
                 for name, server in servers.items():
                     print(f"round {round_number + 1}: {name}", file=sys.stderr)
-                    measure(server.base_url, args.seconds, args.flood, script, results[name])
+                    flood_script = configs[name][2]
+                    measure(server.base_url, args.seconds, args.flood, flood_script, results[name])
             for name, server in servers.items():
                 results[name].peak_rss_mib = max(server.peak_rss_mib())
                 results[name].sign_ins.update(_status_counts(server.base_url))
@@ -219,8 +272,9 @@ def main() -> None:
         "signing in with a wrong password, one client reading GET /products/{id}\n"
     )
     print("| server | read alone p50 | read under flood p50 / p99 | failed reads "
-          "| sign-in answers/s (401 / 429 / 503) | peak RSS |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|")
+          "| sign-in answers/s (401 / 429 / 503) | owner signed in (p50 time) "
+          "| peak RSS |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
         per_second = {s: r.sign_ins.get(s, 0) / r.seconds for s in (401, 429, 503)}
         answered = sum(r.sign_ins.values()) / r.seconds
@@ -229,7 +283,10 @@ def main() -> None:
             f"| {statistics.median(r.flood_ms):.1f} / {percentile(r.flood_ms, 0.99):.0f} ms "
             f"| {r.failed_reads} of {r.reads} "
             f"| {answered:.0f} ({per_second[401]:.0f} / {per_second[429]:.0f}"
-            f" / {per_second[503]:.0f}) | {r.peak_rss_mib:.0f} MiB |"
+            f" / {per_second[503]:.0f}) "
+            f"| {r.owner.get(200, 0)} of {sum(r.owner.values())}"
+            f" ({statistics.median(r.owner_ms or [0]) / 1000:.1f} s) "
+            f"| {r.peak_rss_mib:.0f} MiB |"
         )
 
 
