@@ -115,14 +115,18 @@ class RateLimits:
         if self._redis is not None:
             await self._redis.disconnect()
 
-    async def sign_in(self, request: Request, account: str) -> None:
+    async def sign_in(self, request: Request, account: str, *, known_device: bool = False) -> None:
         """Count a sign-in attempt of `account` from the request's client: 429 past the
         limit of the address, or of the account from this address; past the account's
         own limit, the attempt waits its turn instead (OWASP: lock out an address, slow
-        an account down; never lock its owner out from elsewhere)."""
+        an account down; never lock its owner out from elsewhere). A `known_device`, a
+        browser that signed in to the account before, skips that turn: a flood on the
+        account from elsewhere neither slows nor refuses its owner there."""
         address = client_address(request)
         await self._hit(self._login_address, address)
         await self._hit(self._login_pair, f"{account} {address}")
+        if known_device:
+            return
         if await self._retry_after(self._login_account, account) is not None:
             await self._slow_down(account)
 

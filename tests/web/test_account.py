@@ -454,3 +454,53 @@ async def test_a_session_renewed_by_use_still_ends_at_its_absolute_lifetime(
     )
     assert renewed.signed_in_at == near_end
     assert renewed.expires_at <= near_end + settings.browser_session_max_age
+
+
+async def test_a_browser_that_signed_in_before_is_not_slowed_by_a_flood_on_its_account(
+    settings: Any,
+) -> None:
+    import asyncio
+
+    from tests.helpers import serving
+
+    flooded = settings.model_copy(
+        update={
+            "rate_limit_login_per_account": "1/minute",
+            "rate_limit_login_slowdown": 1.0,
+            "forwarded_allow_ips": "127.0.0.1",
+        }
+    )
+    async with serving(flooded) as (app, api):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://catalog.test", headers=BROWSER
+        ) as owner:
+            await _sign_up(owner)  # the owner's browser: it has signed in to the account
+            await _form(owner, "/signout", "/signout")
+
+            def guess(address: str) -> Any:
+                return api.post(
+                    "/auth/token",
+                    data={"username": "shopper@example.com", "password": "wrong guess"},
+                    headers={"Authorization": "", "X-Forwarded-For": address},
+                )
+
+            assert (await guess("203.0.113.1")).status_code == 401  # within the limit
+            flood = [asyncio.create_task(guess(f"203.0.113.{n}")) for n in range(2, 5)]
+            # The flood queued on the account: the limiter's own state is the event.
+            while not app.state.rate_limits._slowed:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            signed_in = await _form(
+                owner,
+                "/signin",
+                "/signin",
+                email="shopper@example.com",
+                password="dinosaurs rule",
+            )
+            # In, while the flood still waits its turns of 1 s each.
+            still_waiting = sum(not task.done() for task in flood)
+            answers = await asyncio.gather(*flood)
+
+    assert signed_in.status_code == 303
+    assert still_waiting >= 1
+    assert [answer.status_code for answer in answers] == [401] * 3

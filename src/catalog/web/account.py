@@ -29,6 +29,8 @@ from catalog.web.visitors import (
     Visitor,
     VisitorDep,
     csrf_token,
+    known_device,
+    remember_device,
     sign_in,
     sign_out,
 )
@@ -85,8 +87,10 @@ async def sign_in_form(
     password: Password = "",
     next: Next = "/",
 ) -> Response:
-    """Sign in as `POST /auth/token` does, and keep the session in an HttpOnly cookie."""
-    await rate_limits.sign_in(request, user_service.account_key(email))
+    """Sign in as `POST /auth/token` does, and keep the session in an HttpOnly cookie. A
+    browser that signed in to the account before is not slowed down by a flood on it."""
+    key = user_service.account_key(email)
+    await rate_limits.sign_in(request, key, known_device=known_device(request, key, settings))
     try:
         account = await user_service.verify_credentials(
             reader=reader, hasher=hasher, email=email, password=password
@@ -95,6 +99,7 @@ async def sign_in_form(
         context = _form(request, settings, next=_next(next), email=email, problem=error.detail)
         return render(request, "signin.html", context, status_code=400)
     sign_in(request, account, settings)
+    remember_device(request, key, settings)
     return redirect(request, _next(next))
 
 
@@ -138,6 +143,7 @@ async def sign_up_form(
         id=user.id, role=Role(user.role), generation=user.session_generation
     )
     sign_in(request, account, settings)
+    remember_device(request, user_service.account_key(data.email), settings)
     return redirect(request, _next(next))
 
 

@@ -52,6 +52,8 @@ __all__ = [
     "VisitorDep",
     "check_csrf",
     "csrf_token",
+    "known_device",
+    "remember_device",
     "set_cookie",
     "sign_in",
     "sign_out",
@@ -59,6 +61,10 @@ __all__ = [
 
 SESSION_COOKIE = "catalog_session"
 CSRF_COOKIE = "catalog_csrf"
+# A browser that has signed in to an account: its sign-ins to that account are not
+# slowed by a flood on the account from elsewhere (OWASP's device cookies).
+DEVICE_COOKIE = "catalog_device"
+_DEVICE_MAX_AGE = 365 * 86_400
 PAGES_AUDIENCE = "catalog-pages"
 # What secrets.token_urlsafe(32) makes: anything else in that cookie is not ours.
 _CSRF_VALUE = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -123,6 +129,23 @@ def sign_out(request: Request) -> None:
     set_cookie(request, SESSION_COOKIE, None, max_age=None)
     set_cookie(request, CSRF_COOKIE, None, max_age=None)
     request.state.visitor = Visitor(None)
+
+
+def _device_value(account: str, settings: Settings) -> str:
+    # The account as a digest (no email in a cookie), and the service's MAC of it.
+    named = hashlib.sha256(account.encode()).hexdigest()[:32]
+    return f"{named}.{_mac(f'device|{named}', None, settings)}"
+
+
+def known_device(request: Request, account: str, settings: Settings) -> bool:
+    """Whether this browser has signed in to `account` (its canonical email) before."""
+    value = request.cookies.get(DEVICE_COOKIE, "")
+    return hmac.compare_digest(value.encode(), _device_value(account, settings).encode())
+
+
+def remember_device(request: Request, account: str, settings: Settings) -> None:
+    """Mark this browser as one that signed in to `account`, for a year."""
+    set_cookie(request, DEVICE_COOKIE, _device_value(account, settings), max_age=_DEVICE_MAX_AGE)
 
 
 async def _visitor(request: Request, settings: SettingsDep, reader: ReaderDep) -> Visitor:
