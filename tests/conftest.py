@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -34,6 +33,7 @@ from tests.helpers import (  # noqa: F401 - TEST_APPLICATION_NAME: imported from
     bearer,
     create_user,
     settings_for,
+    started,
 )
 from tests.throwaway import ThrowawayPgBouncer
 
@@ -211,7 +211,7 @@ def settings(backend: Backend) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     """A started app (engine created, schema checked) on a clean database."""
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with started(application):
         await clean_tables(application.state.engine)
         yield application
 

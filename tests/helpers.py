@@ -175,13 +175,20 @@ async def admin_headers(settings: Settings) -> dict[str, str]:
     return bearer(admin, settings)
 
 
+def started(app: "FastAPI") -> LifespanManager:
+    """`app` started and, on leaving, stopped, as uvicorn does it. The bounds are
+    generous: they only end a test that would hang. On a busy machine a start (a
+    Galera node's first statement, say) has taken 8 s, past asgi-lifespan's 5 s."""
+    return LifespanManager(app, startup_timeout=120, shutdown_timeout=120)
+
+
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[tuple["FastAPI", httpx.AsyncClient]]:
     """An app of its own, started, with a client signed in as a new admin."""
     from catalog.main import create_app
 
     app = create_app(settings)
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(
             transport=transport,

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -24,7 +23,7 @@ from catalog.logs import JsonLineFormatter, RequestIdFilter
 from catalog.main import create_app
 from catalog.tracing import REQUEST_ID_ATTRIBUTE, TracingUnavailableError, current_trace_id
 from tests.conftest import Backend, clean_tables
-from tests.helpers import bearer, create_user, only_on, product_payload
+from tests.helpers import bearer, create_user, only_on, product_payload, started
 
 
 @pytest.fixture
@@ -46,7 +45,7 @@ async def _client_of(
     backend: Backend, tracer_provider: TracerProvider, *, tracing: bool
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(backend.settings(tracing=tracing), tracer_provider=tracer_provider)
-    async with LifespanManager(app):
+    async with started(app):
         await clean_tables(app.state.engine)
         admin_id = await create_user(app.state.engine, "admin@example.com", admin=True)
         async with httpx.AsyncClient(
@@ -163,7 +162,7 @@ from catalog.main import create_app
 
 async def main() -> None:
     app = create_app(Settings(database_url=sys.argv[1]))
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=120):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             assert (await client.get("/products/1")).status_code == 404

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from asgi_lifespan import LifespanManager
 from sqlalchemy import Connection, text
 
 from catalog.config import Settings
@@ -16,6 +15,7 @@ from catalog.main import create_app
 from catalog.models import Base, migrations
 from catalog.startup import StartupCheckError
 from tests.conftest import Backend
+from tests.helpers import started
 from tests.throwaway import ThrowawayMariaDB
 
 
@@ -53,7 +53,7 @@ async def test_app_refuses_an_unmigrated_database_and_says_what_to_run(tmp_path:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/empty.db")
 
     with pytest.raises(StartupCheckError, match=r"catalog db upgrade"):
-        async with LifespanManager(create_app(settings)):
+        async with started(create_app(settings)):
             pass
 
 
@@ -62,7 +62,7 @@ async def test_app_refuses_a_database_whose_schema_is_behind(backend: Backend) -
     try:
         await migrations.downgrade(engine, "base")
         with pytest.raises(StartupCheckError, match=r"behind.*catalog db upgrade"):
-            async with LifespanManager(create_app(backend.settings())):
+            async with started(create_app(backend.settings())):
                 pass
     finally:
         await migrations.upgrade(engine, "head")
@@ -80,7 +80,7 @@ async def test_app_refuses_a_database_from_a_newer_release(tmp_path: object) -> 
         await engine.dispose()
 
     with pytest.raises(StartupCheckError, match=r"newer release"):
-        async with LifespanManager(create_app(settings)):
+        async with started(create_app(settings)):
             pass
 
 

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from asgi_lifespan import LifespanManager
 from asyncpg.exceptions import ProtocolViolationError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -24,7 +23,14 @@ from catalog.db.errors import is_unavailable
 from catalog.main import create_app
 from catalog.startup import StartupCheckError
 from tests.conftest import Backend
-from tests.helpers import all_checked_in, assert_problem, product_payload, serving, settings_for
+from tests.helpers import (
+    all_checked_in,
+    assert_problem,
+    product_payload,
+    serving,
+    settings_for,
+    started,
+)
 from tests.throwaway import ThrowawayPgBouncer
 
 # Each test starts a PgBouncer of its own in front of the migrated PostgreSQL test database.
@@ -83,10 +89,10 @@ async def test_a_statement_timeout_set_at_the_pooler_cancels_a_query(bouncer: Bo
     try:
         async with engine.connect() as connection:
             assert await connection.scalar(text("SHOW statement_timeout")) == "300ms"
-            started = time.monotonic()
+            begun = time.monotonic()
             with pytest.raises(DBAPIError) as cancelled:
                 await connection.execute(text("SELECT pg_sleep(10)"))
-            took = time.monotonic() - started
+            took = time.monotonic() - begun
     finally:
         await engine.dispose()
     assert "canceling statement due to statement timeout" in str(cancelled.value)
@@ -108,9 +114,9 @@ async def test_requests_beyond_the_poolers_server_pool_get_503_quickly_and_recov
         try:
             for holder in holders:
                 await holder.execute(text("SELECT 1"))  # BEGIN: a server connection held
-            started = time.monotonic()
+            begun = time.monotonic()
             response = await client.get(f"/products/{product.json()['id']}")
-            took = time.monotonic() - started
+            took = time.monotonic() - begun
             assert_problem(response, 503)
             assert response.headers["retry-after"] == "1"
             # query_wait_timeout 1 s; PgBouncer checks it once a second.
@@ -130,7 +136,7 @@ async def test_start_is_refused_when_the_pools_exceed_the_poolers_client_limit(
     bouncer: Bouncer,
 ) -> None:
     with pytest.raises(StartupCheckError) as refused:
-        async with LifespanManager(create_app(bouncer.settings(workers=3))):
+        async with started(create_app(bouncer.settings(workers=3))):
             pass
     message = str(refused.value)
     assert "3 x (10 + 0) = 30 connections to the pooler, but its max_client_conn 20" in message
@@ -142,7 +148,7 @@ async def test_start_is_refused_when_the_poolers_server_pool_exceeds_max_connect
     bouncer: Bouncer,
 ) -> None:
     with pytest.raises(StartupCheckError) as refused:
-        async with LifespanManager(create_app(bouncer.settings())):
+        async with started(create_app(bouncer.settings())):
             pass
     message = str(refused.value)
     assert "its server pool (pool_size 500 + reserve_pool 0 = 500) over the server's" in message
@@ -154,7 +160,7 @@ async def test_an_unreadable_admin_console_refuses_to_start(bouncer: Bouncer) ->
         pooler_admin_url=bouncer.pooler.admin_url.replace("/pgbouncer", "/nosuchdb")
     )
     with pytest.raises(StartupCheckError, match="CATALOG_POOLER_ADMIN_URL"):
-        async with LifespanManager(create_app(settings)):
+        async with started(create_app(settings)):
             pass
 
 

@@ -3,7 +3,6 @@
 import asyncio
 
 import pytest
-from asgi_lifespan import LifespanManager
 from typer.testing import CliRunner
 
 from catalog.cli import app as cli
@@ -12,7 +11,7 @@ from catalog.db.engine import create_engine
 from catalog.main import create_app
 from catalog.startup import StartupCheckError
 from tests.conftest import SERVER_URLS, Backend
-from tests.helpers import only_on
+from tests.helpers import only_on, started
 
 
 @only_on("postgresql", "mariadb")
@@ -20,7 +19,7 @@ async def test_start_is_refused_when_workers_would_exceed_max_connections(backen
     settings = backend.settings(workers=40, pool_size=5, max_overflow=5)
 
     with pytest.raises(StartupCheckError) as refused:
-        async with LifespanManager(create_app(settings)):
+        async with started(create_app(settings)):
             pass
 
     message = str(refused.value)
@@ -32,12 +31,12 @@ async def test_start_is_refused_when_workers_would_exceed_max_connections(backen
 @only_on("postgresql", "mariadb")
 async def test_the_budget_check_can_be_overridden(backend: Backend) -> None:
     settings = backend.settings(workers=40, connection_budget_check=False)
-    async with LifespanManager(create_app(settings)):
+    async with started(create_app(settings)):
         pass
 
 
 async def test_a_budget_within_the_limit_starts(backend: Backend) -> None:
-    async with LifespanManager(create_app(backend.settings(workers=4))):
+    async with started(create_app(backend.settings(workers=4))):
         pass
 
 
@@ -122,6 +121,6 @@ async def test_a_mariadb_replica_without_galera_is_refused_at_start(backend: Bac
         pytest.skip("a Galera node gives the positions a replica needs")
     settings = backend.settings(read_database_url=backend.settings().database_url)
     with pytest.raises(StartupCheckError) as refused:
-        async with LifespanManager(create_app(settings)):
+        async with started(create_app(settings)):
             pass
     assert "needs a Galera cluster" in str(refused.value)
