@@ -198,7 +198,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--backend", default="postgresql", choices=["postgresql", "mariadb"])
-    parser.add_argument("--before", default=BEFORE, help="git ref of the 'before' server")
+    parser.add_argument(
+        "--before",
+        default="",
+        help=f"git ref of a 'before' server ({BEFORE}: before issue 14), which must know "
+        "the schema's revision; none by default",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--flood", type=int, default=24, help="wrk connections signing in")
@@ -212,10 +217,11 @@ def main() -> None:
     spread = workdir / "spread.lua"
     spread.write_text(WRK_SPREAD_SCRIPT)
     worktree = workdir / "before"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.before],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    if args.before:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.before],
+            check=True, capture_output=True,
+        )  # fmt: skip
     common = {
         "CATALOG_DATABASE_URL": url,
         "CATALOG_JWT_SECRET": "b" * 48,
@@ -233,7 +239,7 @@ def main() -> None:
     trusted = {**common, "CATALOG_FORWARDED_ALLOW_IPS": "127.0.0.1"}
     # name: (environment, the old checkout or None, the flood's script)
     configs = {
-        "before": (common, worktree / "src", script),
+        **({"before": (common, worktree / "src", script)} if args.before else {}),
         "after, no rate limit": ({**trusted, **off}, None, script),
         "after, from one address": (trusted, None, script),
         "after, from many addresses": (trusted, None, spread),
@@ -263,10 +269,11 @@ def main() -> None:
                 results[name].peak_rss_mib = max(server.peak_rss_mib())
                 results[name].sign_ins.update(_status_counts(server.base_url))
     finally:
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
-            check=False, capture_output=True,
-        )  # fmt: skip
+        if args.before:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
+                check=False, capture_output=True,
+            )  # fmt: skip
     print(
         f"\n{args.backend}, {args.rounds} rounds of {args.seconds} s, {args.flood} connections "
         "signing in with a wrong password, one client reading GET /products/{id}\n"
