@@ -12,9 +12,9 @@ as products.schemas.name_key computed it on the day of this migration) in a colu
 compared code point by code point (PostgreSQL's "C" collation, MariaDB's utf8mb4_bin,
 SQLite's BINARY), with the index keyset pages need; it replaces the name index.
 
-Existing rows are keyed in batches of 5,000 by id. At a million products this takes
-about a minute; the products stay readable meanwhile, and sort=name is correct once it
-has finished.
+Existing rows are keyed in batches of 5,000 by id, in the migration's transaction:
+10 s for a million products on SQLite on the project's 2-core machine (docs/benchmarks.md
+has the other databases' figures). sort=name is correct once it has finished.
 """
 
 import unicodedata
