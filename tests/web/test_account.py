@@ -460,8 +460,12 @@ async def test_a_browser_that_signed_in_before_is_not_slowed_by_a_flood_on_its_a
     settings: Any,
 ) -> None:
     import asyncio
+    import uuid
 
     from tests.helpers import serving
+
+    # serving() does not empty the tables: an account of this test's own.
+    email = f"owner-{uuid.uuid4().hex}@example.com"
 
     flooded = settings.model_copy(
         update={
@@ -475,13 +479,13 @@ async def test_a_browser_that_signed_in_before_is_not_slowed_by_a_flood_on_its_a
         async with httpx.AsyncClient(
             transport=transport, base_url="http://catalog.test", headers=BROWSER
         ) as owner:
-            await _sign_up(owner)  # the owner's browser: it has signed in to the account
+            await _sign_up(owner, email)  # the owner's browser: it has signed in to the account
             await _form(owner, "/signout", "/signout")
 
             def guess(address: str) -> Any:
                 return api.post(
                     "/auth/token",
-                    data={"username": "shopper@example.com", "password": "wrong guess"},
+                    data={"username": email, "password": "wrong guess"},
                     headers={"Authorization": "", "X-Forwarded-For": address},
                 )
 
@@ -494,7 +498,7 @@ async def test_a_browser_that_signed_in_before_is_not_slowed_by_a_flood_on_its_a
                 owner,
                 "/signin",
                 "/signin",
-                email="shopper@example.com",
+                email=email,
                 password="dinosaurs rule",
             )
             # In, while the flood still waits its turns of 1 s each.
