@@ -13,8 +13,8 @@ compared code point by code point (PostgreSQL's "C" collation, MariaDB's utf8mb4
 SQLite's BINARY), with the index keyset pages need; it replaces the name index.
 
 Existing rows are keyed in batches of 5,000 by id, in the migration's transaction:
-10 s for a million products on SQLite on the project's 2-core machine (docs/benchmarks.md
-has the other databases' figures). sort=name is correct once it has finished.
+at a million products, 10 s on SQLite and 65 s on PostgreSQL on the project's 2-core
+machine (docs/benchmarks.md). sort=name is correct once it has finished.
 """
 
 import unicodedata

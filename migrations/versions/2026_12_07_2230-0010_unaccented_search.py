@@ -9,7 +9,7 @@ MariaDB (the columns' collation ignores accents), but not on PostgreSQL, whose
 `english` configuration keeps them. catalog_english is english with the unaccent
 dictionary before the stemmer; search_vector is generated with it (a generated column's
 expression cannot be altered before PostgreSQL 17: dropped and added again, its GIN
-index rebuilt; docs/benchmarks.md has the time at a million products). The unaccent
+index rebuilt: 17 s at a million products, docs/benchmarks.md). The unaccent
 extension is trusted
 since PostgreSQL 13: the owner of the database may create it.
 Other databases: nothing to do.
