@@ -22,7 +22,6 @@ under flood (and alone), and the exports answered per second, by status.
 import argparse
 import asyncio
 import contextlib
-import re
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import httpx
 from common import SERVER_URLS, fresh_schema, server_process
+from login_flood import percentile, status_counts
 from suite import ensure_wrk
 
 from catalog.config import Settings
@@ -85,17 +85,6 @@ def _flood(base_url: str, seconds: int, connections: int) -> None:
     )  # fmt: skip
 
 
-def _status_counts(base_url: str) -> Counter[int]:
-    text = httpx.get(f"{base_url}/metrics", timeout=5).text
-    counts: Counter[int] = Counter()
-    for line in text.splitlines():
-        if line.startswith("catalog_http_requests_total") and "/products/export" in line:
-            status = re.search(r'status="(\d+)"', line)
-            if status:
-                counts[int(status.group(1))] += int(float(line.rsplit(" ", 1)[1]))
-    return counts
-
-
 def measure(base_url: str, args: argparse.Namespace, result: Result) -> None:
     _reads(base_url, time.monotonic() + 1, result.idle_ms, args.products)
     reads: list[float] = []
@@ -111,11 +100,6 @@ def measure(base_url: str, args: argparse.Namespace, result: Result) -> None:
     result.reads += len(reads)
     result.failed_reads += sum(failures)
     result.seconds += args.seconds
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
 def main() -> None:
@@ -161,7 +145,7 @@ def main() -> None:
                 print(f"round {round_number + 1}: {name}", file=sys.stderr)
                 measure(servers[name].base_url, args, results[name])
         for name, server in servers.items():
-            results[name].exports.update(_status_counts(server.base_url))
+            results[name].exports.update(status_counts(server.base_url, "/products/export"))
     print(
         f"\n{args.backend}, {args.products:,} products, {args.rounds} rounds of {args.seconds} s, "
         f"{args.flood} connections looping GET /products/export, one client reading "

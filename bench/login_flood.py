@@ -158,12 +158,12 @@ def _flood(base_url: str, seconds: int, connections: int, script: Path) -> None:
     )  # fmt: skip
 
 
-def _status_counts(base_url: str) -> Counter[int]:
-    # What the server answered to the flood, by status, from its own metrics.
+def status_counts(base_url: str, route: str = "/auth/token") -> Counter[int]:
+    """What the server answered on `route`, by status, from its own metrics."""
     text = httpx.get(f"{base_url}/metrics", timeout=5).text
     counts: Counter[int] = Counter()
     for line in text.splitlines():
-        if line.startswith("catalog_http_requests_total") and "/auth/token" in line:
+        if line.startswith("catalog_http_requests_total") and route in line:
             status = re.search(r'status="(\d+)"', line)
             if status:
                 counts[int(status.group(1))] += int(float(line.rsplit(" ", 1)[1]))
@@ -267,7 +267,7 @@ def main() -> None:
                     measure(server.base_url, args.seconds, args.flood, flood_script, results[name])
             for name, server in servers.items():
                 results[name].peak_rss_mib = max(server.peak_rss_mib())
-                results[name].sign_ins.update(_status_counts(server.base_url))
+                results[name].sign_ins.update(status_counts(server.base_url))
     finally:
         if args.before:
             subprocess.run(
