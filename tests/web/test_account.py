@@ -470,7 +470,7 @@ async def test_a_browser_that_signed_in_before_is_not_slowed_by_a_flood_on_its_a
     flooded = settings.model_copy(
         update={
             "rate_limit_login_per_account": "1/minute",
-            "rate_limit_login_slowdown": 1.0,
+            "rate_limit_login_slowdown": 2.0,
             "forwarded_allow_ips": "127.0.0.1",
         }
     )
@@ -501,7 +501,7 @@ async def test_a_browser_that_signed_in_before_is_not_slowed_by_a_flood_on_its_a
                 email=email,
                 password="dinosaurs rule",
             )
-            # In, while the flood still waits its turns of 1 s each.
+            # In, while the flood still waits its turns of 2 s each.
             still_waiting = sum(not task.done() for task in flood)
             answers = await asyncio.gather(*flood)
 
